@@ -1,0 +1,69 @@
+#include "framework/ops/dispatch.h"
+
+namespace ssm::ops_detail {
+
+void check_same_device(const char* op, std::initializer_list<const Tensor*> ts) {
+  const Tensor* first = nullptr;
+  for (const Tensor* t : ts) {
+    if (!t || !t->defined()) continue;
+    if (!first) {
+      first = t;
+      continue;
+    }
+    if (t->device() != first->device()) {
+      std::string all;
+      for (const Tensor* u : ts)
+        if (u && u->defined()) all += (all.empty() ? "" : ", ") + u->describe();
+      SSM_FAIL("{}: tensors on different devices ({})", op, all);
+    }
+  }
+}
+
+void check_float(const char* op, const Tensor& t) {
+  SSM_CHECK(dtype_is_float(t.dtype()), "{}: expected a floating-point tensor, got {}", op, t.describe());
+}
+
+void check_same_dtype(const char* op, std::initializer_list<const Tensor*> ts) {
+  const Tensor* first = nullptr;
+  for (const Tensor* t : ts) {
+    if (!t || !t->defined()) continue;
+    if (!first) first = t;
+    SSM_CHECK(t->dtype() == first->dtype(), "{}: dtype mismatch ({} vs {})", op, first->describe(), t->describe());
+  }
+}
+
+void no_cuda_kernel(const char* op, const Tensor& t) {
+  SSM_FAIL("{}: no CUDA kernel for {} in this build", op, t.describe());
+}
+
+kernels::ElementwiseParams make_params(const Tensor& out, std::initializer_list<const Tensor*> ins) {
+  kernels::ElementwiseParams p;
+  const Dims& s = out.shape();
+  p.ndim = s.size();
+  for (int i = 0; i < p.ndim; ++i) {
+    p.shape[i] = s[i];
+    p.out.strides[i] = out.strides()[i];
+  }
+  p.out.data = out.raw_data();
+  kernels::Operand* slots[3] = {&p.a, &p.b, &p.c};
+  int k = 0;
+  for (const Tensor* t : ins) {
+    kernels::Operand& o = *slots[k++];
+    if (!t) continue;
+    o.data = t->raw_data();
+    int lead = p.ndim - t->dim();
+    SSM_CHECK(lead >= 0, "cannot broadcast {} to {}", t->describe(), s.str());
+    for (int i = 0; i < p.ndim; ++i) {
+      if (i < lead) {
+        o.strides[i] = 0;
+        continue;
+      }
+      int64_t n = t->shape()[i - lead];
+      SSM_CHECK(n == s[i] || n == 1, "cannot broadcast {} to {}", t->describe(), s.str());
+      o.strides[i] = n == s[i] ? t->strides()[i - lead] : 0;
+    }
+  }
+  return p;
+}
+
+}  // namespace ssm::ops_detail
