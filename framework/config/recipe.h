@@ -1,7 +1,7 @@
 // Recipes: a training run as typed C++ structs, read from a strict YAML schema.
 //
-//   # recipes/mamba2/tiny.yaml             // C++
-//   inherit: ../base/lm.yaml               Recipe r = load_recipe("recipes/mamba2/tiny.yaml",
+//   # my_run.yaml                          // C++
+//   inherit: recipes/base/lm.yaml          Recipe r = load_recipe("my_run.yaml",
 //   model:                                                       {"optim.lr=1e-3"});
 //     family: mamba2                       r.model.family == ModelFamily::mamba2;
 //     d_model: 64                          r.model.d_state == 128;   // mamba2 default
@@ -15,6 +15,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -62,10 +63,8 @@ inline std::span<const std::string_view> enum_names(ConsoleMode) { return kConso
 
 // to_string(ModelFamily::mamba2) == "mamba2"
 template <class E>
-  requires requires(E e) { enum_names(e); }
-std::string_view to_string(E e) {
-  return enum_names(e)[static_cast<size_t>(e)];
-}
+requires requires(E e) { enum_names(e); }
+std::string_view to_string(E e) { return enum_names(e)[static_cast<size_t>(e)]; }
 
 // ---- sections (defaults here are the schema's defaults; docs in recipe_schema.cpp) ----------
 
@@ -107,9 +106,9 @@ struct ModelConfig {
   bool bcdt_norm = true;
   std::string init_from;  // "" = none; else a Hugging Face directory to import weights from
 
-  int d_inner() const { return expand * d_model; }                         // E
+  int d_inner() const { return expand * d_model; }  // E
   int resolved_dt_rank() const { return dt_rank ? dt_rank : (d_model + 15) / 16; }
-  int ssd_heads() const { return headdim ? d_inner() / headdim : 0; }      // H (mamba2)
+  int ssd_heads() const { return headdim ? d_inner() / headdim : 0; }  // H (mamba2)
   int resolved_kv_heads() const { return n_kv_heads ? n_kv_heads : n_heads; }
   int resolved_intermediate_size() const { return intermediate_size ? intermediate_size : 4 * d_model; }
   bool operator==(const ModelConfig&) const = default;
@@ -127,8 +126,8 @@ struct DataConfig {
 };
 
 struct TrainConfig {
-  int64_t steps = 0;   // optimizer steps; exactly one of steps / tokens is > 0
-  int64_t tokens = 0;  // train until this many tokens were seen
+  int64_t steps = 0;         // optimizer steps; exactly one of steps / tokens is > 0
+  int64_t tokens = 0;        // train until this many tokens were seen
   int batch_size = 8;        // global sequences per optimizer step
   int micro_batch_size = 0;  // per rank and forward pass; 0 = batch_size / dp
   int seq_len = 256;
@@ -200,7 +199,9 @@ struct Recipe {
   LoggingConfig logging;
   KernelsConfig kernels;
 
-  std::string checkpoint_dir() const { return checkpoint.dir.empty() ? logging.run_dir + "/checkpoints" : checkpoint.dir; }
+  std::string checkpoint_dir() const {
+    return checkpoint.dir.empty() ? logging.run_dir + "/checkpoints" : checkpoint.dir;
+  }
   bool operator==(const Recipe&) const = default;
 };
 
@@ -228,6 +229,9 @@ std::vector<std::string> diff(const Recipe& a, const Recipe& b);
 
 // The schema behind all of the above (for `ssm inspect` / help listings).
 const Schema& recipe_schema();
+// A recipe as schema values keyed by dotted name, and back (`values` must hold every field).
+ValueMap to_values(const Recipe& r);
+Recipe from_values(const ValueMap& values);
 
 // Resolves dp and the per-rank micro batch for a world of `world_size` ranks.
 struct ParallelLayout {

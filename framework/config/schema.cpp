@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
 
 #include "framework/core/error.h"
@@ -94,7 +94,12 @@ std::optional<double> parse_number(const std::string& s) {
     if (exp_digits == 0) return std::nullopt;
   }
   if (i != s.size()) return std::nullopt;
-  return std::strtod(s.c_str(), nullptr);
+  // from_chars, unlike strtod, ignores the C locale's decimal separator.
+  double v = 0;
+  const char* first = s.data() + (s[0] == '+' ? 1 : 0);
+  auto [end, ec] = std::from_chars(first, s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || std::isinf(v)) return std::nullopt;  // 1e400
+  return v;
 }
 
 std::string join(const std::vector<std::string>& v, const char* sep) {
@@ -105,13 +110,20 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
 
 const char* kind_noun(FieldKind k) {
   switch (k) {
-    case FieldKind::boolean: return "a boolean (true or false)";
-    case FieldKind::integer: return "an integer";
-    case FieldKind::number: return "a number";
-    case FieldKind::string: return "a string";
-    case FieldKind::choice: return "one of the choices";
-    case FieldKind::number_list: return "a list of numbers";
-    case FieldKind::auto_int: return "an integer or 'auto'";
+    case FieldKind::boolean:
+      return "a boolean (true or false)";
+    case FieldKind::integer:
+      return "an integer";
+    case FieldKind::number:
+      return "a number";
+    case FieldKind::string:
+      return "a string";
+    case FieldKind::choice:
+      return "one of the choices";
+    case FieldKind::number_list:
+      return "a list of numbers";
+    case FieldKind::auto_int:
+      return "an integer or 'auto'";
   }
   return "?";
 }
@@ -130,17 +142,22 @@ std::string yaml_scalar(const Value& v, FieldKind kind) {
   }
   if (const auto* list = std::get_if<std::vector<double>>(&v)) {
     std::string s = "[";
-    for (size_t i = 0; i < list->size(); ++i) s += (i ? ", " : "") + yaml_scalar((*list)[i], FieldKind::number);
+    for (size_t i = 0; i < list->size(); ++i)
+      s += (i ? ", " : "") + yaml_scalar((*list)[i], FieldKind::number);
     return s + "]";
   }
   const std::string& s = std::get<std::string>(v);
   if (kind == FieldKind::choice) return s;
   std::string q = "\"";
   for (char c : s) {
-    if (c == '"' || c == '\\') q += '\\', q += c;
-    else if (c == '\n') q += "\\n";
-    else if (c == '\t') q += "\\t";
-    else q += c;
+    if (c == '"' || c == '\\')
+      q += '\\', q += c;
+    else if (c == '\n')
+      q += "\\n";
+    else if (c == '\t')
+      q += "\\t";
+    else
+      q += c;
   }
   return q + "\"";
 }
@@ -175,6 +192,10 @@ std::string Schema::unknown_key_hint(std::string_view section, std::string_view 
       if (!s.empty()) same.push_back(s);
     same.insert(same.end(), reserved_.begin(), reserved_.end());
   }
+  if (section.empty() && find(key)) {  // "optim.lr: 1" at the top level
+    const FieldSpec* f = find(key);
+    return " (nest it: '" + f->section + ":' with '" + f->key + ":' indented under it)";
+  }
   std::string best = closest_name(key, same);
   if (!best.empty()) return " (did you mean '" + best + "'?)";
   // Right key, wrong section: "train.lr" -> "optim.lr".
@@ -196,7 +217,8 @@ Value Schema::convert(const FieldSpec& f, const Node& n) const {
     const char* noun = integral ? "an integer" : "a number";
     if (!v) {
       if (item.is_scalar() && item.quoted)
-        fail_at(item.loc, fmt::format("{}: expected {}, got the quoted string \"{}\"", label, noun, item.text));
+        fail_at(item.loc,
+                fmt::format("{}: expected {}, got the quoted string \"{}\"", label, noun, item.text));
       fail_at(item.loc, fmt::format("{}: expected {}, got {}", label, noun, item.describe()));
     }
     if (integral && (std::nearbyint(*v) != *v || std::abs(*v) > 9.0e15))
@@ -246,10 +268,12 @@ Value Schema::convert(const FieldSpec& f, const Node& n) const {
       out = n.text;
       break;
     case FieldKind::number_list: {
-      std::string want = f.list_size > 0 ? fmt::format("a list of {} numbers", f.list_size) : "a list of numbers";
+      std::string want =
+          f.list_size > 0 ? fmt::format("a list of {} numbers", f.list_size) : "a list of numbers";
       if (!n.is_sequence()) return expected(want.c_str());
       if (f.list_size > 0 && static_cast<int>(n.items.size()) != f.list_size)
-        return fail(fmt::format("expected {}, got {} item{}", want, n.items.size(), n.items.size() == 1 ? "" : "s"));
+        return fail(
+            fmt::format("expected {}, got {} item{}", want, n.items.size(), n.items.size() == 1 ? "" : "s"));
       std::vector<double> list;
       for (size_t i = 0; i < n.items.size(); ++i)
         list.push_back(number_in_range(n.items[i], fmt::format("{}[{}]", name, i), false));
@@ -276,13 +300,15 @@ Schema::Parsed Schema::parse(const Node& root, bool partial) const {
       take(*f, top);
       continue;
     }
-    bool is_section = !top.key.empty() &&
-                      std::find(sections_.begin(), sections_.end(), top.key) != sections_.end();
-    if (!is_section) fail_at(top.key_loc, "unknown section '" + top.key + "'" + unknown_key_hint("", top.key));
+    bool is_section =
+        !top.key.empty() && std::find(sections_.begin(), sections_.end(), top.key) != sections_.end();
+    if (!is_section)
+      fail_at(top.key_loc, "unknown section '" + top.key + "'" + unknown_key_hint("", top.key));
     p.section_locs[top.key] = top.key_loc;
     const Node& body = top.value;
     if (body.is_null()) continue;  // `kernels:` with nothing under it: all defaults
-    if (!body.is_map()) fail_at(body.loc, "section '" + top.key + "' must be a mapping of keys, got " + body.describe());
+    if (!body.is_map())
+      fail_at(body.loc, "section '" + top.key + "' must be a mapping of keys, got " + body.describe());
     for (const Entry& e : body.entries) {
       const FieldSpec* f = find(top.key, e.key);
       if (!f)
@@ -296,7 +322,8 @@ Schema::Parsed Schema::parse(const Node& root, bool partial) const {
     if (!f.required || p.values.count(f.dotted())) continue;
     if (f.section.empty()) fail_at(p.root, "missing required key '" + f.key + "'");
     auto sec = p.section_locs.find(f.section);
-    if (sec == p.section_locs.end()) fail_at(p.root, "missing required section '" + f.section + "' (needs '" + f.key + "')");
+    if (sec == p.section_locs.end())
+      fail_at(p.root, "missing required section '" + f.section + "' (needs '" + f.key + "')");
     fail_at(sec->second, "missing required key '" + f.key + "' in section '" + f.section + "'");
   }
   return p;
@@ -319,7 +346,8 @@ std::string Schema::to_yaml(const ValueMap& values, bool docs) const {
       auto it = values.find(f.dotted());
       SSM_CHECK(it != values.end(), "resolved recipe lacks field '{}'", f.dotted());
       std::string line = indent + f.key + ": " + yaml_scalar(it->second, f.kind);
-      if (docs && !f.doc.empty()) line += std::string(std::max<size_t>(1, 40 - std::min<size_t>(40, line.size())), ' ') + "# " + f.doc;
+      if (docs && !f.doc.empty())
+        line += std::string(std::max<size_t>(1, 40 - std::min<size_t>(40, line.size())), ' ') + "# " + f.doc;
       out += line + "\n";
     }
   }
@@ -331,7 +359,9 @@ std::string Schema::describe() const {
   for (const FieldSpec& f : fields_) {
     std::string type = f.kind == FieldKind::choice ? join(f.choices, " | ") : kind_noun(f.kind);
     if (f.range.lo || f.range.hi) type += ", " + f.range.str();
-    std::string def = f.required ? "required" : f.default_fn ? "derived" : "default " + yaml_scalar(f.default_value, f.kind);
+    std::string def = f.required     ? "required"
+                      : f.default_fn ? "derived"
+                                     : "default " + yaml_scalar(f.default_value, f.kind);
     out += fmt::format("{:<30} {:<40} {:<18} {}\n", f.dotted(), type, def, f.doc);
   }
   return out;

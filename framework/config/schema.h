@@ -5,7 +5,7 @@
 //   s.add({.section = "optim", .key = "lr", .kind = FieldKind::number,
 //          .doc = "peak learning rate", .default_value = 3e-4, .range = Range::above(0)});
 //   Schema::Parsed p = s.parse(parse_tree("optim:\n  lr: -1\n", "a.yaml"), false);
-//   // throws ssm::Error "a.yaml:2:7: optim.lr: must be > 0, got '-1'"
+//   // throws ssm::Error "a.yaml:2:7: optim.lr: must be > 0, got -1"
 //   s.fill_defaults(p.values);                // every field now has a value
 //
 // Errors are ssm::Error with the message "FILE:LINE:COL: text" (see tree.h, fail_at).
@@ -39,7 +39,7 @@ using Value = std::variant<bool, int64_t, double, std::string, std::vector<doubl
 using ValueMap = std::map<std::string, Value>;  // keyed by dotted name: "optim.lr", "device"
 
 struct Range {
-  std::optional<double> lo, hi;
+  std::optional<double> lo{}, hi{};
   bool lo_open = false, hi_open = false;
 
   static Range at_least(double v) { return {v, std::nullopt, false, false}; }
@@ -52,19 +52,19 @@ struct Range {
 };
 
 struct FieldSpec {
-  std::string section;  // "" = a top-level scalar
-  std::string key;
+  std::string section{};  // "" = a top-level scalar
+  std::string key{};
   FieldKind kind = FieldKind::string;
-  std::string doc;
-  Value default_value;
+  std::string doc{};
+  Value default_value{};
   bool required = false;
-  Range range;                       // integer, number, auto_int and each number_list item
-  std::vector<std::string> choices;  // choice
-  int list_size = 0;                 // number_list: exact length (0 = any)
+  Range range{};                       // integer, number, auto_int and each number_list item
+  std::vector<std::string> choices{};  // choice
+  int list_size = 0;                   // number_list: exact length (0 = any)
   // Extra validation of a converted value; returns an error message, or "" when fine.
-  std::function<std::string(const Value&)> check;
+  std::function<std::string(const Value&)> check{};
   // A default that depends on fields earlier in schema order (e.g. d_state on the family).
-  std::function<Value(const ValueMap&)> default_fn;
+  std::function<Value(const ValueMap&)> default_fn{};
 
   std::string dotted() const { return section.empty() ? key : section + "." + key; }
 };
@@ -84,10 +84,10 @@ class Schema {
   const FieldSpec* find(std::string_view dotted) const;
 
   struct Parsed {
-    ValueMap values;                        // explicitly set fields only
-    std::map<std::string, Loc> key_locs;    // dotted name -> where its key is written
+    ValueMap values;                      // explicitly set fields only
+    std::map<std::string, Loc> key_locs;  // dotted name -> where its key is written
     std::map<std::string, Loc> section_locs;
-    Loc root;                               // where the document starts
+    Loc root;  // where the document starts
   };
   // Checks every key and value of `root`: unknown sections/keys (with did-you-mean), types,
   // ranges, choices, and, unless `partial`, that required fields are present.

@@ -19,9 +19,7 @@ std::string Loc::str() const {
   return file + ":" + std::to_string(line) + ":" + std::to_string(col);
 }
 
-[[noreturn]] void fail_at(const Loc& loc, const std::string& msg) {
-  throw Error(loc.str() + ": " + msg);
-}
+[[noreturn]] void fail_at(const Loc& loc, const std::string& msg) { throw Error(loc.str() + ": " + msg); }
 
 const Entry* Node::find_entry(std::string_view key) const {
   for (const Entry& e : entries)
@@ -50,10 +48,14 @@ bool Node::erase(std::string_view key) {
 
 std::string Node::describe() const {
   switch (kind) {
-    case Kind::null: return "an empty value";
-    case Kind::scalar: return "'" + text + "'";
-    case Kind::sequence: return "a list";
-    case Kind::map: return "a mapping";
+    case Kind::null:
+      return "an empty value";
+    case Kind::scalar:
+      return "'" + text + "'";
+    case Kind::sequence:
+      return "a list";
+    case Kind::map:
+      return "a mapping";
   }
   return "?";
 }
@@ -99,8 +101,9 @@ Node convert(const YAML::Node& y, const std::string& file, bool positions, const
         std::string key = it->first.Scalar();
         if (const Entry* first = n.find_entry(key)) {
           std::string where = path.empty() ? "" : " in section '" + path + "'";
-          std::string first_at =
-              first->key_loc.line > 0 ? " (first set at line " + std::to_string(first->key_loc.line) + ")" : "";
+          std::string first_at = first->key_loc.line > 0
+                                     ? " (first set at line " + std::to_string(first->key_loc.line) + ")"
+                                     : "";
           fail_at(key_loc, "duplicate key '" + key + "'" + where + first_at);
         }
         std::string child_path = path.empty() ? key : path + "." + key;
@@ -112,12 +115,16 @@ Node convert(const YAML::Node& y, const std::string& file, bool positions, const
 }
 
 Node parse_any(const std::string& text, const std::string& file, bool positions) {
-  YAML::Node y;
+  std::vector<YAML::Node> docs;
   try {
-    y = YAML::Load(text);
+    docs = YAML::LoadAll(text);
   } catch (const YAML::ParserException& e) {
     fail_at(loc_of(e.mark, file, positions), "malformed YAML: " + e.msg);
   }
+  if (docs.size() > 1)  // a second `---` document would otherwise be silently ignored
+    fail_at(loc_of(docs[1].Mark(), file, positions),
+            "a recipe holds one YAML document, found a second one here");
+  YAML::Node y = docs.empty() ? YAML::Node() : docs[0];
   return convert(y, file, positions, loc_of(YAML::Mark::null_mark(), file, positions), "");
 }
 
@@ -134,16 +141,20 @@ struct Visit {
   std::string shown;
 };
 
+Node resolve_chain(Node root, const std::string& path, std::vector<Visit>& stack);
+
 Node load_chain(const std::string& path, std::vector<Visit>& stack) {
-  Node root = parse_tree(read_file(path), path);
+  return resolve_chain(parse_tree(read_file(path), path), path, stack);
+}
+
+Node resolve_chain(Node root, const std::string& path, std::vector<Visit>& stack) {
   const Entry* inherit = root.find_entry("inherit");
   if (!inherit) return root;
 
   const Node& v = inherit->value;
   if (!v.is_scalar() || v.text.empty())
     fail_at(v.loc, "inherit: expected the file name of a base recipe, got " + v.describe());
-  fs::path base = fs::path(v.text).is_absolute() ? fs::path(v.text)
-                                                  : (fs::path(path).parent_path() / v.text);
+  fs::path base = fs::path(v.text).is_absolute() ? fs::path(v.text) : (fs::path(path).parent_path() / v.text);
   std::string shown = base.lexically_normal().string();
   std::error_code ec;
   if (!fs::is_regular_file(base, ec))
@@ -180,10 +191,12 @@ Node parse_tree(const std::string& text, const std::string& file) {
   return root;
 }
 
-Node load_tree(const std::string& path) {
+Node load_tree(const std::string& path) { return resolve_inherit(parse_tree(read_file(path), path), path); }
+
+Node resolve_inherit(Node root, const std::string& file) {
   std::error_code ec;
-  std::vector<Visit> stack{{fs::weakly_canonical(path, ec), fs::path(path).lexically_normal().string()}};
-  return load_chain(path, stack);
+  std::vector<Visit> stack{{fs::weakly_canonical(file, ec), fs::path(file).lexically_normal().string()}};
+  return resolve_chain(std::move(root), file, stack);
 }
 
 void merge_into(Node& base, const Node& child) {

@@ -68,6 +68,8 @@ Node parse_tree(const std::string& text, const std::string& file);
 // unless it says otherwise). The returned tree has no `inherit` key. Missing inherited files
 // and inheritance cycles are errors at the `inherit:` value that caused them.
 Node load_tree(const std::string& path);
+// The same for a tree already parsed from `file` (its `inherit:` is relative to `file`).
+Node resolve_inherit(Node root, const std::string& file);
 
 // Applies one command-line override "key.path=value" to `root`. The value is parsed as a YAML
 // scalar or flow node ("[0, 1]", "{a: 1}"); every key and value it creates is located at
