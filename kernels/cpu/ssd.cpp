@@ -180,17 +180,19 @@ void ssd_fwd(const SsdParams& p) {
         if (is_reset(p, b, t0 + i)) first = i, reset_in_chunk = true;
       Acc* S = state_at(b, c, h);
       std::fill(S, S + PN, Acc(0));
-      Acc seg = 0;  // sum of dt A over (i, end]
+      // The recurrence clamps each step's exponent (exp(min(dt A, 0))), so the segment sums
+      // add clamped terms: clamping the sum instead differs once dt may be negative (dt_min < 0).
+      Acc seg = 0;  // sum of min(dt A, 0) over (i, end]
       for (int64_t i = cl - 1; i >= first; --i) {
         const Acc dt = dtv[(b * L + t0 + i) * H + h];
-        const Acc w = std::exp(std::min(seg, Acc(0))) * dt;
-        seg += dt * a_h;
+        const Acc w = std::exp(seg) * dt;
+        seg += std::min(dt * a_h, Acc(0));
         for (int64_t pi = 0; pi < P; ++pi) {
           const Acc wx = w * xt[i * P + pi];
           for (int64_t n = 0; n < N; ++n) S[pi * N + n] += wx * bt[i * N + n];
         }
       }
-      decay[item] = reset_in_chunk ? Acc(0) : std::exp(std::min(seg, Acc(0)));
+      decay[item] = reset_in_chunk ? Acc(0) : std::exp(seg);
     }
 
     // 4. Pass states along the chunks: S_c becomes the state entering chunk c.
@@ -223,13 +225,13 @@ void ssd_fwd(const SsdParams& p) {
       const Acc* dt = &dtv[(b * L + t0) * H + h];  // dt[i * H] is step t0 + i
       int64_t first = 0;       // first step of the document that step i belongs to
       bool has_incoming = true;  // no document start in [t0, t0 + i]
-      Acc cum = 0;             // sum of dt A over [t0, t0 + i]
+      Acc cum = 0;             // sum of min(dt A, 0) over [t0, t0 + i]
       for (int64_t i = 0; i < cl; ++i) {
         if (is_reset(p, b, t0 + i)) first = i, has_incoming = false;
-        cum += dt[i * H] * a_h;
+        cum += std::min(dt[i * H] * a_h, Acc(0));
         std::fill(y.begin(), y.end(), Acc(0));
         if (has_incoming) {
-          const Acc e = std::exp(std::min(cum, Acc(0)));
+          const Acc e = std::exp(cum);
           for (int64_t pi = 0; pi < P; ++pi) {
             Acc s = 0;
 #pragma omp simd reduction(+ : s)
@@ -237,10 +239,10 @@ void ssd_fwd(const SsdParams& p) {
             y[pi] = e * s;
           }
         }
-        Acc seg = 0;  // sum of dt A over (j, i]
+        Acc seg = 0;  // sum of min(dt A, 0) over (j, i]
         for (int64_t j = i; j >= first; --j) {
-          const Acc w = m[i * Ct + j] * std::exp(std::min(seg, Acc(0))) * dt[j * H];
-          seg += dt[j * H] * a_h;
+          const Acc w = m[i * Ct + j] * std::exp(seg) * dt[j * H];
+          seg += std::min(dt[j * H] * a_h, Acc(0));
           for (int64_t pi = 0; pi < P; ++pi) y[pi] += w * xt[j * P + pi];
         }
         store_out<T>(p, b, t0 + i, h, y.data(), &xt[i * P]);

@@ -22,8 +22,8 @@
 namespace ssm::kernels::cpu {
 
 // Chunked (SSD) forward. Within a chunk of C steps the output is the masked quadratic form
-//   y_intra[i] = sum_{j <= i} exp(segsum(dt A)[j+1 .. i]) (Cm_i · Bm_j) dt_j x_j,
-// each chunk's end state is computed as if it started from zero, the states are passed from
+//   y_intra[i] = sum_{j <= i} exp(segsum(min(dt A, 0))[j+1 .. i]) (Cm_i · Bm_j) dt_j x_j
+// (each step's exponent clamped, as in the recurrence), each chunk's end state is computed as if it started from zero, the states are passed from
 // chunk to chunk (a short sequential loop over chunks), and finally every position adds
 // Cm_i · (decayed state entering its chunk). Writes out, hT and chunk_states when requested.
 template <class T>

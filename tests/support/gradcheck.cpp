@@ -85,3 +85,49 @@ double dot(const Tensor& out, const std::vector<double>& r) {
 }
 
 }  // namespace ssm::test
+
+namespace ssm::test {
+
+::testing::AssertionResult gradcheck_leaves(const std::function<Tensor()>& f, const std::vector<Tensor>& leaves,
+                                            const GradcheckOptions& opts, int64_t max_per_leaf) {
+  for (const Tensor& x : leaves) {
+    if (x.dtype() != DType::f64 || !x.device().is_cpu() || !x.is_contiguous() || !x.requires_grad())
+      return ::testing::AssertionFailure() << "gradcheck_leaves needs contiguous f64 cpu leaves, got " << x.describe();
+    Tensor(x).zero_grad();
+  }
+  Tensor out = f();
+  Rng rng(opts.seed);
+  Tensor r = randn(out.shape(), rng, out.dtype());
+  std::vector<double> rv = r.to_vector();
+  ssm::backward(out, r);
+  auto value = [&] {
+    NoGradGuard ng;
+    std::vector<double> v = f().to_vector();
+    double s = 0;
+    for (size_t i = 0; i < v.size(); ++i) s += v[i] * rv[i];
+    return s;
+  };
+  for (size_t k = 0; k < leaves.size(); ++k) {
+    const Tensor& x = leaves[k];
+    Tensor g = x.grad();
+    std::vector<double> a = g.defined() ? g.to_vector() : std::vector<double>(size_t(x.numel()), 0.0);
+    double* data = static_cast<double*>(x.raw_data());
+    int64_t n = x.numel(), stride = std::max<int64_t>(1, n / std::max<int64_t>(1, max_per_leaf));
+    for (int64_t i = 0; i < n; i += stride) {
+      double orig = data[i];
+      data[i] = orig + opts.eps;
+      double fp = value();
+      data[i] = orig - opts.eps;
+      double fm = value();
+      data[i] = orig;
+      double numeric = (fp - fm) / (2 * opts.eps);
+      double err = std::abs(numeric - a[size_t(i)]);
+      if (!(err <= opts.atol + opts.rtol * std::max(std::abs(numeric), std::abs(a[size_t(i)]))))
+        return ::testing::AssertionFailure() << "leaf " << k << " " << x.describe() << " element " << i << ": analytic "
+                                             << a[size_t(i)] << " vs numeric " << numeric;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace ssm::test

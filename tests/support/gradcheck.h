@@ -37,3 +37,14 @@ Tensor rand_f64(const Dims& shape, uint64_t seed, double lo = -1.0, double hi = 
 double max_rel_diff(const Tensor& a, const Tensor& b);
 
 }  // namespace ssm::test
+
+namespace ssm::test {
+
+// Gradient check of a closure over leaves it closes over (module parameters, inputs): the
+// analytic gradient of ⟨R, f()⟩ for every leaf in `leaves` (f64 cpu, requires grad,
+// contiguous) against central differences obtained by perturbing the leaves in place.
+// Checks at most `max_per_leaf` elements per leaf (spread evenly) to bound the cost.
+::testing::AssertionResult gradcheck_leaves(const std::function<Tensor()>& f, const std::vector<Tensor>& leaves,
+                                            const GradcheckOptions& opts = {}, int64_t max_per_leaf = 24);
+
+}  // namespace ssm::test

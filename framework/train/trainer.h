@@ -1,0 +1,99 @@
+// The training loop behind `ssm train RECIPE`.
+//
+//   config::Recipe r = config::load_recipe("recipes/quickstart.yaml", {"train.steps=50"});
+//   train::Trainer t(r);
+//   train::TrainSummary s = t.run();      // writes RUN_DIR/{recipe.yaml, metrics.jsonl, ...}
+//
+// One optimizer step = batch_size sequences split into micro-batches (gradient
+// accumulation); the loss is the mean over every counted target of the step, whatever the
+// micro-batching. Batches are a pure function of (seed, step, rank), so a resumed run sees
+// exactly the batches it would have seen.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "framework/checkpoint/checkpoint.h"
+#include "framework/config/recipe.h"
+#include "framework/nn/lm.h"
+#include "framework/optim/adamw.h"
+#include "framework/optim/schedule.h"
+
+namespace ssm::data {
+class BatchSource;
+struct Batch;
+class Tokenizer;
+}  // namespace ssm::data
+
+namespace ssm::train {
+
+class MultiSink;
+
+// Where a run starts: fresh, or from a checkpoint ("latest" = RUN_DIR/checkpoints/latest).
+struct ResumeFrom {
+  std::string where;  // "" = fresh run; "latest"; or a checkpoint / run directory
+};
+
+struct TrainSummary {
+  int64_t steps = 0;                 // optimizer steps taken in this run
+  double first_loss = 0.0;           // training loss of the first step of this run
+  double last_loss = 0.0;            // training loss of the last step
+  std::optional<double> first_val;   // evaluation at step 0 (before training)
+  std::optional<double> last_val;    // final evaluation
+  std::optional<double> last_accuracy;  // synthetic tasks: final answer accuracy
+  double tokens_per_s = 0.0;
+  std::string run_dir;
+  bool interrupted = false;  // stopped early by SIGINT/SIGTERM after checkpointing
+};
+
+struct EvalResult {
+  double loss = 0.0;
+  double accuracy = 0.0;      // fraction of counted targets predicted exactly
+  double bits_per_byte = 0.0; // token datasets: loss in bits per byte of text
+  int64_t count = 0;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(config::Recipe recipe, ResumeFrom resume = {});
+  ~Trainer();
+  TrainSummary run();
+
+  nn::LanguageModel& model() { return *model_; }
+  const config::Recipe& recipe() const { return recipe_; }
+  EvalResult evaluate();
+  // Tokenizer of a token dataset (byte-level for synthetic tasks).
+  const data::Tokenizer& tokenizer() const { return *tokenizer_; }
+  int64_t step() const { return step_; }
+  // Saves a checkpoint of the current state (waits for the previous write to commit).
+  void save_checkpoint(bool wait);
+  // Called between steps: true when SIGINT/SIGTERM asked the run to stop.
+  static bool stop_requested();
+
+ private:
+  // Runs one optimizer step; returns (loss, grad-norm).
+  std::pair<double, double> train_step(int64_t step);
+  void build_data();
+  std::string write_run_dir();
+  void resume_from(const std::string& where);
+
+  config::Recipe recipe_;
+  config::ParallelLayout layout_;
+  std::unique_ptr<data::BatchSource> train_data_;
+  std::unique_ptr<data::Tokenizer> tokenizer_;
+  struct EvalData;
+  std::unique_ptr<EvalData> eval_data_;
+  std::unique_ptr<nn::LanguageModel> model_;
+  std::unique_ptr<optim::AdamW> optimizer_;
+  optim::LrSchedule schedule_;
+  std::unique_ptr<MultiSink> sinks_;
+  std::unique_ptr<checkpoint::CheckpointWriter> writer_;
+  std::optional<int64_t> resumed_at_;
+  std::vector<std::vector<nn::LayerState>> carry_;  // per micro-batch, train.state = carry
+  int64_t step_ = 0;
+  int64_t tokens_seen_ = 0;
+};
+
+}  // namespace ssm::train
