@@ -85,7 +85,7 @@ bool gemm_uses_blas() {
 }
 
 template <class T>
-void gemm(const GemmParams& p) {
+void gemm_impl(const GemmParams& p, bool use_blas) {
   if (p.M == 0 || p.N == 0 || p.batch == 0) return;
   const T* A = static_cast<const T*>(p.a);
   const T* B = static_cast<const T*>(p.b);
@@ -100,7 +100,7 @@ void gemm(const GemmParams& p) {
     return;
   }
 #if defined(SSM_HAVE_OPENBLAS)
-  blas_once();
+  if (use_blas) blas_once();
 #endif
   const int64_t row_blocks = CEIL_DIV(p.M, kRowBlock);
   const int64_t tasks = p.batch * row_blocks;
@@ -113,14 +113,28 @@ void gemm(const GemmParams& p) {
     const T* b = B + bi * p.stride_b;
     T* c = C + bi * p.stride_c;
 #if defined(SSM_HAVE_OPENBLAS)
-    gemm_block_blas<T>(p, a, b, c, i0, i1);
-#else
-    gemm_block_naive<T>(p, a, b, c, i0, i1);
+    if (use_blas) {
+      gemm_block_blas<T>(p, a, b, c, i0, i1);
+      continue;
+    }
 #endif
+    gemm_block_naive<T>(p, a, b, c, i0, i1);
   }
+}
+
+template <class T>
+void gemm(const GemmParams& p) {
+  gemm_impl<T>(p, gemm_uses_blas());
+}
+
+template <class T>
+void gemm_builtin(const GemmParams& p) {
+  gemm_impl<T>(p, false);
 }
 
 template void gemm<float>(const GemmParams&);
 template void gemm<double>(const GemmParams&);
+template void gemm_builtin<float>(const GemmParams&);
+template void gemm_builtin<double>(const GemmParams&);
 
 }  // namespace ssm::kernels::cpu

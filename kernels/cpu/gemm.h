@@ -13,6 +13,11 @@ namespace ssm::kernels::cpu {
 template <class T>
 void gemm(const GemmParams& p);
 
+// The built-in blocked GEMM (what gemm() runs without OpenBLAS); always compiled so
+// tests can check it on machines that have OpenBLAS.
+template <class T>
+void gemm_builtin(const GemmParams& p);
+
 // True when OpenBLAS is linked (reported by `ssm --version` and tests).
 bool gemm_uses_blas();
 
