@@ -13,5 +13,6 @@ void register_generate(CLI::App& app);
 void register_data(CLI::App& app);
 void register_plot(CLI::App& app);
 void register_inspect(CLI::App& app);
+void register_bench(CLI::App& app);
 
 }  // namespace ssm::tools

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   ssm::tools::register_data(app);
   ssm::tools::register_plot(app);
   ssm::tools::register_inspect(app);
+  ssm::tools::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -90,7 +90,8 @@ void reset_rows(std::vector<nn::LayerState>& states, const data::Batch& b, int64
 
 bool Trainer::stop_requested() { return g_signals.load() > 0; }
 
-Trainer::Trainer(config::Recipe recipe, ResumeFrom resume) : recipe_(std::move(recipe)) {
+Trainer::Trainer(config::Recipe recipe, ResumeFrom resume)
+    : recipe_(std::move(recipe)), rng_(uint64_t(recipe_.train.seed), /*stream=*/1) {
   SSM_CHECK(recipe_.device.is_cpu() || cuda_compiled(),
             "recipe asks for device {} but this binary was built without CUDA support", recipe_.device.str());
   SSM_CHECK(recipe_.device.is_cpu(), "device {}: the trainer runs on cpu only in this build stage", recipe_.device.str());
@@ -172,6 +173,10 @@ void Trainer::resume_from(const std::string& where) {
         if (c.find(base + "ssm_im")) st.ssm_im = c.read_full(base + "ssm_im");
       }
   }
+  if (c.index.contains("rng")) {
+    const auto& j = c.index.at("rng");
+    rng_.set_state({j.at("seed").get<uint64_t>(), j.at("stream").get<uint64_t>(), j.at("offset").get<uint64_t>()});
+  }
   resumed_at_ = step_;
   std::fprintf(stderr, "resumed from %s at step %lld\n", c.path.c_str(), static_cast<long long>(step_));
 }
@@ -187,6 +192,8 @@ void Trainer::save_checkpoint(bool wait) {
   meta["recipe"] = config::resolved_yaml(recipe_);
   meta["layout"] = {{"dp", layout_.dp}, {"tp", layout_.tp}, {"zero", recipe_.parallel.zero}};
   meta["data_cursor"] = {{"next_step", step_}, {"seed", recipe_.train.seed}};
+  RngState rs = rng_.state();
+  meta["rng"] = {{"seed", rs.seed}, {"stream", rs.stream}, {"offset", rs.offset}};
   meta["schedule"] = {{"lr", schedule_.lr}, {"min_lr", schedule_.min_lr}, {"warmup_steps", schedule_.warmup_steps},
                       {"total_steps", schedule_.total_steps}};
   checkpoint::Snapshot snap =
@@ -374,7 +381,9 @@ TrainSummary Trainer::run() {
       double tps = dt > 0 ? double(tokens_seen_ - window_tokens) / dt : 0.0;
       window_start = now;
       window_tokens = tokens_seen_;
-      sinks_->log(done, {{"loss", loss}, {"lr", schedule_.lr_at(step_)}, {"grad_norm", gnorm}, {"tokens_per_s", tps}});
+      double mem_mb = double(allocator_for(recipe_.device).stats().peak_allocated) / 1e6;
+      sinks_->log(done, {{"loss", loss}, {"lr", schedule_.lr_at(step_)}, {"grad_norm", gnorm}, {"tokens_per_s", tps},
+                         {"peak_mem_mb", mem_mb}});
     }
     if (do_eval && (done % recipe_.train.eval_every == 0 || done == total)) {
       EvalResult e = log_eval(done);

@@ -92,6 +92,7 @@ class Trainer {
   std::unique_ptr<checkpoint::CheckpointWriter> writer_;
   std::optional<int64_t> resumed_at_;
   std::vector<std::vector<nn::LayerState>> carry_;  // per micro-batch, train.state = carry
+  Rng rng_;  // training-time randomness (dropout); saved in checkpoints
   int64_t step_ = 0;
   int64_t tokens_seen_ = 0;
 };

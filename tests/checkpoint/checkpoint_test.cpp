@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/corpus.h"
 #include "framework/checkpoint/checkpoint.h"
 #include "framework/checkpoint/train_state.h"
 #include "framework/config/recipe.h"
@@ -119,6 +120,39 @@ TEST(Checkpoint, ResumeContinuesTheExactTrajectory) {
   ASSERT_EQ(la.size(), 8u);
   ASSERT_EQ(lb.size(), 8u);
   EXPECT_EQ(la, lb);  // bit-identical
+  EXPECT_EQ(weights(a.model()), weights(b2.model()));
+}
+
+// Truncated BPTT (train.state: carry): the carried SSM/conv states are part of the checkpoint,
+// so a resumed run continues the same streams with the same states.
+TEST(Checkpoint, CarryModeResumeIsExact) {
+  test::TempDir dir("ckpt-carry");
+  std::string text;
+  for (int d = 0; d < 60; ++d)
+    text += "document " + std::to_string(d) + " says the quick brown fox jumps over the lazy dog " +
+            std::to_string(d * 7) + " times.\n\n";
+  test::write_file(dir / "text/a.txt", text);
+  data::CorpusOptions co;
+  co.inputs = {dir / "text"};
+  co.out_dir = dir / "data";
+  data::prepare_corpus(co);
+  std::string extra = "";
+  auto make = [&](const std::string& run, std::vector<std::string> ov) {
+    std::string y = tiny_recipe(run);
+    y.replace(y.find("data:\n  kind: synthetic\n  task: induction\n  synthetic_vocab: 16\n"),
+              std::string("data:\n  kind: synthetic\n  task: induction\n  synthetic_vocab: 16\n").size(),
+              "data:\n  kind: tokens\n  path: " + (dir / "data") + "\n");
+    ov.push_back("train.state=carry");
+    return config::parse_recipe(y, run + ".yaml", ov);
+  };
+  train::Trainer a(make(dir / "a", {}));
+  a.run();
+  { train::Trainer b1(make(dir / "b", {"train.steps=4"})); b1.run(); }
+  train::Trainer b2(make(dir / "b", {}), {"latest"});
+  b2.run();
+  std::vector<double> la = losses(dir / "a/metrics.jsonl"), lb = losses(dir / "b/metrics.jsonl");
+  ASSERT_EQ(la.size(), 8u);
+  EXPECT_EQ(la, lb);
   EXPECT_EQ(weights(a.model()), weights(b2.model()));
 }
 
@@ -297,6 +331,23 @@ TEST(Checkpoint, SigtermCheckpointsAndResumeMatchesUninterrupted) {
   test::RunResult rr = test::run_process({SSM_BIN, "resume", dir / "b"}, dir.path());
   ASSERT_EQ(rr.exit_code, 0) << rr.output;
   EXPECT_EQ(losses(dir / "a/metrics.jsonl"), losses(dir / "b/metrics.jsonl"));
+}
+
+// A second signal exits at once (code 130) without corrupting the last committed checkpoint.
+TEST(Checkpoint, SecondSignalExitsAtOnce) {
+  test::TempDir dir("ckpt-2sig");
+  test::write_file(dir / "r.yaml", tiny_recipe(dir / "run"));
+  int pid = test::spawn_process({SSM_BIN, "train", dir / "r.yaml", "--quiet", "train.steps=100000",
+                                 "checkpoint.every=5", "checkpoint.async=true"},
+                                dir.path(), dir / "log.txt");
+  for (int i = 0; i < 600 && !fs::exists(dir / "run/checkpoints/latest"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ::kill(pid, SIGTERM);
+  ::kill(pid, SIGTERM);
+  int code = test::wait_process(pid);
+  std::string log = test::read_file(dir / "log.txt");
+  EXPECT_TRUE(code == 130 || code == 0) << code << "\n" << log;
+  EXPECT_NO_THROW(checkpoint::open_checkpoint(dir / "run", true)) << log;
 }
 #endif
 

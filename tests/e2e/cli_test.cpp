@@ -34,7 +34,7 @@ std::string lm_recipe(const std::string& data, const std::string& run) {
 }
 
 TEST(Cli, HelpForEveryVerb) {
-  for (std::string verb : {"train", "resume", "generate", "data", "plot", "inspect"}) {
+  for (std::string verb : {"train", "resume", "generate", "data", "plot", "inspect", "bench"}) {
     test::RunResult r = run_process({SSM_BIN, verb, "--help"}, ".");
     EXPECT_EQ(r.exit_code, 0) << verb << ": " << r.output;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << r.output;
