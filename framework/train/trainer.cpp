@@ -346,6 +346,9 @@ TrainSummary Trainer::run() {
   TrainSummary s;
   s.run_dir = write_run_dir();
   const int64_t total = recipe_.train.total_steps();
+  if (step_ >= total)
+    std::fprintf(stderr, "nothing to train: the run is at step %lld and train.steps is %lld (raise train.steps to "
+                 "continue)\n", static_cast<long long>(step_), static_cast<long long>(total));
   sinks_ = make_run_sinks(recipe_.logging, total, resumed_at_);
   install_signal_handlers();
   auto log_eval = [&](int64_t step) {
