@@ -8,7 +8,8 @@
 #include "framework/core/error.h"
 
 #if defined(SSM_WITH_CUDA)
-#include <cuda_runtime.h>
+#include "framework/core/cuda_allocator.h"
+#include "framework/core/cuda_stream.h"
 #endif
 
 namespace ssm {
@@ -48,7 +49,7 @@ class CpuAllocator final : public Allocator {
   std::atomic<int64_t> allocated_{0}, peak_{0}, allocs_{0};
 };
 
-Allocator* g_cuda_allocator = nullptr;  // installed once by the CUDA backend at start-up
+std::atomic<Allocator*> g_cuda_allocator{nullptr};  // installed by the CUDA backend at first use
 
 }  // namespace
 
@@ -57,14 +58,28 @@ Allocator& allocator_for(Device d) {
   if (d.is_cpu()) return cpu;
   SSM_CHECK(cuda_compiled(), "device {} requested but this binary was built without CUDA support "
             "(rebuild with nvcc available, or use device: cpu)", d.str());
-  SSM_CHECK(g_cuda_allocator != nullptr, "the CUDA allocator is not initialised");
-  return *g_cuda_allocator;
+#if defined(SSM_WITH_CUDA)
+  static const int n = cuda_device_count();  // fixed for the life of the process
+  SSM_CHECK(n > 0, "device {} requested but no CUDA device is visible to this process", d.str());
+  SSM_CHECK(d.index >= 0 && d.index < n, "device {} requested but only {} CUDA device(s) are visible (cuda:0..cuda:{})",
+            d.str(), n, n - 1);
+  if (g_cuda_allocator.load() == nullptr) cuda::caching_allocator();  // registers itself
+#endif
+  return *g_cuda_allocator.load();
 }
 
-void register_cuda_allocator(Allocator* a) { g_cuda_allocator = a; }
+void register_cuda_allocator(Allocator* a) { g_cuda_allocator.store(a); }
 
 Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
   allocator_ = &allocator_for(device);
+#if defined(SSM_WITH_CUDA)
+  // The CUDA allocator serves the current device: make it the tensor's.
+  if (device.is_cuda()) {
+    cuda::DeviceGuard guard(device.index);
+    data_ = allocator_->allocate(nbytes);
+    return;
+  }
+#endif
   data_ = allocator_->allocate(nbytes);
 }
 

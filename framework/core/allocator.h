@@ -27,7 +27,7 @@ class Allocator {
 
 // The process-wide allocator for a device. CPU: aligned malloc with statistics.
 Allocator& allocator_for(Device d);
-// Called once by the CUDA backend to install its caching allocator.
+// Installs the CUDA allocator; the CUDA backend registers its caching allocator at first use.
 void register_cuda_allocator(Allocator* a);
 
 // A reference-counted block of device memory shared by tensors and views.

@@ -5,6 +5,8 @@
 
 #if defined(SSM_WITH_CUDA)
 #include <cuda_runtime.h>
+
+#include "framework/core/cuda_stream.h"
 #endif
 
 namespace ssm {
@@ -40,12 +42,14 @@ void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size
     return;
   }
 #if defined(SSM_WITH_CUDA)
-  cudaMemcpyKind kind = dst_dev.is_cpu()   ? cudaMemcpyDeviceToHost
-                        : src_dev.is_cpu() ? cudaMemcpyHostToDevice
-                                           : cudaMemcpyDeviceToDevice;
-  cudaError_t e = cudaMemcpy(dst, src, nbytes, kind);
-  SSM_CHECK(e == cudaSuccess, "cudaMemcpy of {} bytes from {} to {} failed: {}", nbytes, src_dev.str(),
-            dst_dev.str(), cudaGetErrorString(e));
+  // Ordered on the current stream of the GPU involved (the destination's for GPU to GPU);
+  // copies that touch host memory return only when complete, as memcpy does.
+  const Device gpu = dst_dev.is_cuda() ? dst_dev : src_dev;
+  if (dst_dev.is_cuda() && src_dev.is_cuda() && dst_dev != src_dev) cuda::synchronize(src_dev.index);
+  cuda::DeviceGuard guard(gpu.index);
+  cudaStream_t stream = cuda::current_stream(gpu.index);
+  SSM_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, stream));
+  if (dst_dev.is_cpu() || src_dev.is_cpu()) SSM_CUDA_CHECK(cudaStreamSynchronize(stream));
 #else
   SSM_FAIL("copy between {} and {} needs CUDA support, which this binary was built without",
            src_dev.str(), dst_dev.str());
@@ -71,8 +75,10 @@ Tensor Tensor::zeros(const Dims& shape, DType dtype, Device device) {
     std::memset(t.raw_data(), 0, t.nbytes());
   } else {
 #if defined(SSM_WITH_CUDA)
-    cudaError_t e = cudaMemset(t.raw_data(), 0, t.nbytes());
-    SSM_CHECK(e == cudaSuccess, "cudaMemset failed: {}", cudaGetErrorString(e));
+    if (t.nbytes() > 0) {
+      cuda::DeviceGuard guard(device.index);
+      SSM_CUDA_CHECK(cudaMemsetAsync(t.raw_data(), 0, t.nbytes(), cuda::current_stream(device.index)));
+    }
 #endif
   }
   return t;

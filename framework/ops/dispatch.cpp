@@ -1,5 +1,9 @@
 #include "framework/ops/dispatch.h"
 
+#if defined(SSM_WITH_CUDA)
+#include <cuda_runtime.h>
+#endif
+
 namespace ssm::ops_detail {
 
 void check_same_device(const char* op, std::initializer_list<const Tensor*> ts) {
@@ -65,5 +69,21 @@ kernels::ElementwiseParams make_params(const Tensor& out, std::initializer_list<
   }
   return p;
 }
+
+#if defined(SSM_WITH_CUDA)
+void check_cuda_launch(const char* op, const kernels::cuda::Status& s, Device d, cudaStream_t stream) {
+  if (!s.ok()) {
+    cudaGetLastError();  // clear a non-sticky launch error so the process can carry on
+    SSM_FAIL("{}: CUDA kernel failed to launch on {}: {} returned \"{}\" (code {})", op, d.str(), s.call, s.error,
+             s.code);
+  }
+  if (!cuda::launch_sync()) return;
+  cudaError_t e = cudaStreamSynchronize(stream);
+  if (e == cudaSuccess) e = cudaGetLastError();
+  if (e != cudaSuccess)
+    SSM_FAIL("{}: CUDA kernel failed on {} (caught by SSM_CUDA_SYNC=1 right after its launch): {} ({})", op, d.str(),
+             cudaGetErrorString(e), cudaGetErrorName(e));
+}
+#endif
 
 }  // namespace ssm::ops_detail

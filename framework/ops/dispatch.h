@@ -6,6 +6,11 @@
 #include "framework/core/tensor.h"
 #include "kernels/common/elementwise_params.h"
 
+#if defined(SSM_WITH_CUDA)
+#include "framework/core/cuda_stream.h"
+#include "kernels/cuda/common/status.h"
+#endif
+
 namespace ssm::ops_detail {
 
 // All defined tensors on one device; the error names the op and every tensor.
@@ -19,6 +24,20 @@ void check_same_dtype(const char* op, std::initializer_list<const Tensor*> ts);
 // Elementwise params for `out` (shape S) and inputs broadcastable to S.
 kernels::ElementwiseParams make_params(const Tensor& out, std::initializer_list<const Tensor*> ins);
 
+#if defined(SSM_WITH_CUDA)
+// Turns a CUDA launcher's status into ssm::Error naming the op and device; in SSM_CUDA_SYNC
+// debug mode it also waits for the stream, so a fault inside the kernel is reported here.
+void check_cuda_launch(const char* op, const kernels::cuda::Status& s, Device d, cudaStream_t stream);
+
+// Runs `launch(stream)` on d's current stream with d the current device, then checks it.
+template <class F>
+void cuda_launch(const char* op, Device d, F&& launch) {
+  cuda::DeviceGuard guard(d.index);
+  cudaStream_t stream = cuda::current_stream(d.index);
+  check_cuda_launch(op, launch(stream), d, stream);
+}
+#endif
+
 // Calls f.template operator()<T>() with T = float or double according to `t`.
 template <class F>
 decltype(auto) dispatch_float(const char* op, DType t, F&& f) {
@@ -30,3 +49,15 @@ decltype(auto) dispatch_float(const char* op, DType t, F&& f) {
 }
 
 }  // namespace ssm::ops_detail
+
+// SSM_CUDA_LAUNCH(op, device, expr): evaluates the kernel launcher call `expr` (which may
+// use `stream`, the device's current stream) on `device` and checks its Status. In a CPU
+// build it expands to the "no CUDA kernel" error and `expr` is never compiled, so ops files
+// need no #if around their CUDA branches (only around the kernels/cuda includes).
+#if defined(SSM_WITH_CUDA)
+#define SSM_CUDA_LAUNCH(op, device, ...) \
+  ::ssm::ops_detail::cuda_launch((op), (device), [&](cudaStream_t stream) { return (__VA_ARGS__); })
+#else
+#define SSM_CUDA_LAUNCH(op, device, ...) \
+  SSM_FAIL("{}: device {} needs CUDA support, which this binary was built without", (op), (device).str())
+#endif

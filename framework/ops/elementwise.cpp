@@ -5,6 +5,10 @@
 #include "framework/ops/reduce.h"
 #include "kernels/cpu/elementwise.h"
 
+#if defined(SSM_WITH_CUDA)
+#include "kernels/cuda/elementwise/elementwise.h"
+#endif
+
 namespace ssm {
 
 using kernels::BinaryOp;
@@ -17,10 +21,13 @@ namespace {
 Tensor unary_raw(const char* name, UnaryOp op, const Tensor& x, double alpha = 1.0, double beta = 0.0) {
   ops_detail::check_float(name, x);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  if (!x.device().is_cpu()) ops_detail::no_cuda_kernel(name, x);
   auto p = make_params(y, {&x});
   p.alpha = alpha;
   p.beta = beta;
+  if (x.device().is_cuda()) {
+    SSM_CUDA_LAUNCH(name, x.device(), kernels::cuda::unary(x.dtype(), op, p, stream));
+    return y;
+  }
   dispatch_float(name, x.dtype(), [&]<class T>() { kernels::cpu::unary<T>(op, p); });
   return y;
 }
@@ -30,8 +37,11 @@ Tensor binary_raw(const char* name, BinaryOp op, const Tensor& a, const Tensor& 
   ops_detail::check_same_dtype(name, {&a, &b});
   ops_detail::check_float(name, a);
   Tensor y = Tensor::empty(broadcast_shapes(a.shape(), b.shape()), a.dtype(), a.device());
-  if (!a.device().is_cpu()) ops_detail::no_cuda_kernel(name, a);
   auto p = make_params(y, {&a, &b});
+  if (a.device().is_cuda()) {
+    SSM_CUDA_LAUNCH(name, a.device(), kernels::cuda::binary(a.dtype(), op, p, stream));
+    return y;
+  }
   dispatch_float(name, a.dtype(), [&]<class T>() { kernels::cpu::binary<T>(op, p); });
   return y;
 }
@@ -39,8 +49,11 @@ Tensor binary_raw(const char* name, BinaryOp op, const Tensor& a, const Tensor& 
 // dy * op'(x)
 Tensor unary_grad(const char* name, UnaryOp op, const Tensor& x, const Tensor& dy) {
   Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-  if (!x.device().is_cpu()) ops_detail::no_cuda_kernel(name, x);
   auto p = make_params(dx, {&x, &dy});
+  if (x.device().is_cuda()) {
+    SSM_CUDA_LAUNCH(name, x.device(), kernels::cuda::unary_bwd(x.dtype(), op, p, stream));
+    return dx;
+  }
   dispatch_float(name, x.dtype(), [&]<class T>() { kernels::cpu::unary_bwd<T>(op, p); });
   return dx;
 }
@@ -139,8 +152,11 @@ static Tensor where_raw(const Tensor& cond, const Tensor& a, const Tensor& b) {
   ops_detail::check_same_dtype("where", {&cond, &a, &b});
   Dims s = broadcast_shapes(broadcast_shapes(a.shape(), b.shape()), cond.shape());
   Tensor y = Tensor::empty(s, a.dtype(), a.device());
-  if (!a.device().is_cpu()) ops_detail::no_cuda_kernel("where", a);
   auto p = make_params(y, {&a, &b, &cond});
+  if (a.device().is_cuda()) {
+    SSM_CUDA_LAUNCH("where", a.device(), kernels::cuda::where(a.dtype(), p, stream));
+    return y;
+  }
   dispatch_float("where", a.dtype(), [&]<class T>() { kernels::cpu::where<T>(p); });
   return y;
 }
@@ -166,16 +182,23 @@ void add_(const Tensor& dst, const Tensor& src, double alpha) {
   ops_detail::check_same_dtype("add_", {&dst, &src});
   SSM_CHECK(broadcast_shapes(dst.shape(), src.shape()) == dst.shape(), "add_: cannot add {} into {}",
             src.describe(), dst.describe());
-  if (!dst.device().is_cpu()) ops_detail::no_cuda_kernel("add_", dst);
   auto p = make_params(dst, {&src});
   p.alpha = alpha;
+  if (dst.device().is_cuda()) {
+    ops_detail::check_float("add_", dst);
+    SSM_CUDA_LAUNCH("add_", dst.device(), kernels::cuda::axpy(dst.dtype(), p, stream));
+    return;
+  }
   dispatch_float("add_", dst.dtype(), [&]<class T>() { kernels::cpu::axpy<T>(p); });
 }
 
 void fill_(const Tensor& dst, double value) {
-  if (!dst.device().is_cpu()) ops_detail::no_cuda_kernel("fill_", dst);
   auto p = make_params(dst, {});
   p.alpha = value;
+  if (dst.device().is_cuda()) {
+    SSM_CUDA_LAUNCH("fill_", dst.device(), kernels::cuda::fill(dst.dtype(), p, stream));
+    return;
+  }
   switch (dst.dtype()) {
     case DType::f32: kernels::cpu::fill<float>(p); break;
     case DType::f64: kernels::cpu::fill<double>(p); break;
@@ -192,9 +215,13 @@ void fill_(const Tensor& dst, double value) {
 }
 
 void mul_(const Tensor& dst, double s) {
-  if (!dst.device().is_cpu()) ops_detail::no_cuda_kernel("mul_", dst);
   auto p = make_params(dst, {&dst});
   p.alpha = s;
+  if (dst.device().is_cuda()) {
+    ops_detail::check_float("mul_", dst);
+    SSM_CUDA_LAUNCH("mul_", dst.device(), kernels::cuda::unary(dst.dtype(), UnaryOp::identity, p, stream));
+    return;
+  }
   dispatch_float("mul_", dst.dtype(), [&]<class T>() { kernels::cpu::unary<T>(UnaryOp::identity, p); });
 }
 

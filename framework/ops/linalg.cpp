@@ -1,13 +1,62 @@
 #include "framework/ops/linalg.h"
 
+#include <atomic>
+
 #include "framework/autograd/tape.h"
 #include "framework/ops/dispatch.h"
 #include "framework/ops/elementwise.h"
+#include "framework/ops/reduce.h"
 #include "framework/ops/view.h"
 #include "kernels/cpu/gemm.h"
 
+#if defined(SSM_WITH_CUDA)
+#include <array>
+#include <mutex>
+#include <unordered_map>
+
+#include "kernels/cuda/gemm/gemm.h"
+#endif
+
 namespace ssm {
 namespace {
+
+std::atomic<bool> g_allow_tf32{false};
+
+#if defined(SSM_WITH_CUDA)
+// Per device: the cuBLASLt runner (plan cache) and one workspace per stream, kept for
+// reuse. Never destroyed: cuBLASLt must not be torn down after the CUDA runtime at exit.
+struct CudaGemmState {
+  kernels::cuda::CublasLtGemm gemm;
+  std::mutex mu;
+  std::unordered_map<cudaStream_t, Tensor> workspaces;
+};
+
+CudaGemmState& cuda_gemm_state(int device) {
+  static std::mutex mu;
+  static std::array<CudaGemmState*, 64> states{};
+  SSM_CHECK(device >= 0 && device < int(states.size()), "matmul: CUDA device index {} out of range", device);
+  std::lock_guard<std::mutex> lock(mu);
+  if (!states[size_t(device)]) states[size_t(device)] = new CudaGemmState();
+  return *states[size_t(device)];
+}
+
+kernels::cuda::Status cuda_gemm(DType t, const kernels::GemmParams& p, const Tensor* bias, Device d,
+                                cudaStream_t stream) {
+  CudaGemmState& st = cuda_gemm_state(d.index);
+  void* ws = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(st.mu);
+    Tensor& w = st.workspaces[stream];
+    if (!w.defined())
+      w = Tensor::empty(Dims{int64_t(kernels::cuda::CublasLtGemm::kWorkspaceBytes / 8)}, DType::i64, d);
+    ws = w.raw_data();
+  }
+  kernels::cuda::GemmOptions o;
+  o.bias = bias ? bias->raw_data() : nullptr;
+  o.allow_tf32 = g_allow_tf32.load(std::memory_order_relaxed);
+  return st.gemm.run(t, p, o, ws, kernels::cuda::CublasLtGemm::kWorkspaceBytes, stream);
+}
+#endif
 
 // A matrix operand as the GEMM kernel wants it: unit stride along one of the last two
 // axes (else copied), and batch axes collapsible to a single stride.
@@ -51,7 +100,8 @@ MatOperand prepare(const Tensor& x, bool trans) {
   return m;
 }
 
-Tensor matmul_raw(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+// `bias` (N), optional and CUDA only: added to every row of the result by the GEMM epilogue.
+Tensor matmul_raw(const Tensor& a, const Tensor& b, bool ta, bool tb, const Tensor* bias = nullptr) {
   const char* name = "matmul";
   ops_detail::check_same_device(name, {&a, &b});
   ops_detail::check_same_dtype(name, {&a, &b});
@@ -78,7 +128,6 @@ Tensor matmul_raw(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   out_shape.push_back(M);
   out_shape.push_back(N);
   Tensor c = Tensor::empty(out_shape, a.dtype(), a.device());
-  if (!a.device().is_cpu()) ops_detail::no_cuda_kernel(name, a);
   MatOperand A = prepare(a, ta), B = prepare(b, tb);
   kernels::GemmParams p;
   p.batch = batch;
@@ -96,8 +145,36 @@ Tensor matmul_raw(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   p.a = A.t.raw_data();
   p.b = B.t.raw_data();
   p.c = c.raw_data();
+  if (a.device().is_cuda()) {
+    SSM_CUDA_LAUNCH(name, a.device(), cuda_gemm(a.dtype(), p, bias, a.device(), stream));
+    return c;
+  }
+  SSM_CHECK(bias == nullptr, "matmul: the fused bias is a CUDA path");
   ops_detail::dispatch_float(name, a.dtype(), [&]<class T>() { kernels::cpu::gemm<T>(p); });
   return c;
+}
+
+// linear() on CUDA with a bias: one GEMM whose epilogue adds the bias (saves a pass over
+// the output), with its own backward.
+Tensor linear_fused_bias(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  ops_detail::check_same_device("linear", {&x, &w, &bias});
+  ops_detail::check_same_dtype("linear", {&x, &w, &bias});
+  SSM_CHECK(bias.dim() == 1 && bias.size(0) == w.size(0), "linear: bias {} does not match weight {} (out, in)",
+            bias.describe(), w.describe());
+  const int64_t in = w.size(1), out = w.size(0);
+  Tensor x2 = reshape(x, Dims{-1, in});  // x (..., in) -> (R, in)
+  Tensor b = contiguous(bias);          // (out)
+  Tensor y2 = matmul_raw(x2, w, false, true, &b);
+  if (autograd::needs_grad({&x2, &w, &b}))
+    autograd::record("linear", {&x2, &w, &b}, {&y2}, [x2, w](autograd::BackwardCtx& g) {
+      const Tensor& dy = g.grad_out();  // (R, out)
+      if (g.needs(0)) g.set(0, matmul(dy, w));                // (R, in)
+      if (g.needs(1)) g.set(1, matmul(dy, x2, true, false));  // (out, in)
+      if (g.needs(2)) g.set(2, sum(dy, {0}));                 // (out)
+    });
+  Dims out_shape = x.shape();
+  out_shape[out_shape.size() - 1] = out;
+  return reshape(y2, out_shape);
 }
 
 }  // namespace
@@ -130,11 +207,15 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   SSM_CHECK(w.dim() == 2 && x.dim() >= 1 && x.shape()[x.dim() - 1] == w.shape()[1],
             "linear: input {} does not match weight {} (out, in)", x.describe(), w.describe());
+  if (bias.defined() && x.device().is_cuda()) return linear_fused_bias(x, w, bias);
   Tensor x2 = x.dim() == 1 ? unsqueeze(x, 0) : x;
   Tensor y = matmul(x2, w, false, true);
   if (x.dim() == 1) y = squeeze(y, 0);
   if (bias.defined()) y = add(y, bias);
   return y;
 }
+
+void set_matmul_allow_tf32(bool on) { g_allow_tf32.store(on); }
+bool matmul_allow_tf32() { return g_allow_tf32.load(); }
 
 }  // namespace ssm

@@ -8,8 +8,23 @@
 #include "framework/ops/view.h"
 #include "kernels/cpu/reduce.h"
 
+#if defined(SSM_WITH_CUDA)
+#include "kernels/cuda/reduce/reduce.h"
+#endif
+
 namespace ssm {
 namespace {
+
+#if defined(SSM_WITH_CUDA)
+// Long rows are reduced in two passes through a scratch buffer. It goes back to the
+// stream's cache when this returns; stream order keeps it valid until the kernels ran.
+kernels::cuda::Status reduce_rows_cuda(DType t, kernels::ReduceOp op, const kernels::ReduceParams& rp, Device d,
+                                       cudaStream_t stream) {
+  size_t ws = kernels::cuda::reduce_rows_workspace(t, rp);
+  Tensor scratch = ws ? Tensor::empty(Dims{int64_t((ws + 7) / 8)}, DType::i64, d) : Tensor();
+  return kernels::cuda::reduce_rows(t, op, rp, ws ? scratch.raw_data() : nullptr, stream);
+}
+#endif
 
 struct Plan {
   std::vector<int> order;  // kept dims first, reduced dims last
@@ -48,7 +63,6 @@ Plan make_plan(const Tensor& x, const std::vector<int>& dims_in) {
 Tensor reduce_raw(const char* name, kernels::ReduceOp op, const Tensor& x, const Plan& plan, double scale,
                   bool keepdim, Tensor* argmax) {
   ops_detail::check_float(name, x);
-  if (!x.device().is_cpu()) ops_detail::no_cuda_kernel(name, x);
   Tensor xs;
   {
     NoGradGuard raw;
@@ -64,8 +78,12 @@ Tensor reduce_raw(const char* name, kernels::ReduceOp op, const Tensor& x, const
   rp.out = out.raw_data();
   rp.scale = scale;
   if (argmax) {
-    *argmax = Tensor::empty(Dims{plan.rows}, DType::i64, Device::cpu());
+    *argmax = Tensor::empty(Dims{plan.rows}, DType::i64, x.device());
     rp.argmax = argmax->data<int64_t>();
+  }
+  if (x.device().is_cuda()) {
+    SSM_CUDA_LAUNCH(name, x.device(), reduce_rows_cuda(x.dtype(), op, rp, x.device(), stream));
+    return out;
   }
   ops_detail::dispatch_float(name, x.dtype(), [&]<class T>() { kernels::cpu::reduce_rows<T>(op, rp); });
   return out;
@@ -111,13 +129,21 @@ Tensor max(const Tensor& x, const std::vector<int>& dims, bool keepdim) {
       Tensor go = contiguous(g.grad_out());
       Dims perm_shape;
       for (int d : order) perm_shape.push_back(in[d]);
-      Tensor gp = Tensor::zeros(Dims{rows, cols}, go.dtype(), go.device());
-      std::vector<double> gv = go.to_vector();
-      const int64_t* am = argmax.data<int64_t>();
-      ops_detail::dispatch_float("max_bwd", go.dtype(), [&]<class T>() {
-        T* dst = gp.data<T>();
-        for (int64_t r = 0; r < rows; ++r) dst[r * cols + am[r]] = T(gv[size_t(r)]);
-      });
+      Tensor gp;
+      if (go.device().is_cuda()) {
+        gp = Tensor::empty(Dims{rows, cols}, go.dtype(), go.device());
+        SSM_CUDA_LAUNCH("max_bwd", go.device(),
+                        kernels::cuda::argmax_scatter(
+                            go.dtype(), {rows, cols, go.raw_data(), argmax.data<int64_t>(), gp.raw_data()}, stream));
+      } else {
+        gp = Tensor::zeros(Dims{rows, cols}, go.dtype(), go.device());
+        std::vector<double> gv = go.to_vector();
+        const int64_t* am = argmax.data<int64_t>();
+        ops_detail::dispatch_float("max_bwd", go.dtype(), [&]<class T>() {
+          T* dst = gp.data<T>();
+          for (int64_t r = 0; r < rows; ++r) dst[r * cols + am[r]] = T(gv[size_t(r)]);
+        });
+      }
       std::vector<int> inverse(order.size());
       for (size_t i = 0; i < order.size(); ++i) inverse[size_t(order[i])] = int(i);
       g.set(0, contiguous(permute(reshape(gp, perm_shape), inverse)));

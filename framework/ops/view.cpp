@@ -9,6 +9,10 @@
 #include "framework/ops/reduce.h"
 #include "kernels/cpu/elementwise.h"
 
+#if defined(SSM_WITH_CUDA)
+#include "kernels/cuda/elementwise/elementwise.h"
+#endif
+
 namespace ssm {
 namespace {
 
@@ -113,8 +117,11 @@ void copy_(const Tensor& dst, const Tensor& src) {
   ops_detail::check_same_device("copy_", {&dst, &src});
   SSM_CHECK(broadcast_shapes(dst.shape(), src.shape()) == dst.shape(), "copy_: cannot copy {} into {}",
             src.describe(), dst.describe());
-  if (!dst.device().is_cpu()) ops_detail::no_cuda_kernel("copy_", dst);
   auto p = ops_detail::make_params(dst, {&src});
+  if (dst.device().is_cuda()) {
+    SSM_CUDA_LAUNCH("copy_", dst.device(), kernels::cuda::cast(dst.dtype(), src.dtype(), p, stream));
+    return;
+  }
   kernels::cpu::cast(dst.dtype(), src.dtype(), p);
 }
 

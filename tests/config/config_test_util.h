@@ -72,13 +72,16 @@ std::string error_of(F&& f) {
   return "";
 }
 
-// Finds the repository root: $SSM_SOURCE_DIR, else walk up from the test binary, else from
+// Finds the repository root: $SSM_SOURCE_DIR, the source dir the build was configured from, else walk up from the test binary, else from
 // the working directory, to the first folder holding recipes/ and framework/config/.
 inline fs::path repo_root() {
   auto is_root = [](const fs::path& p) {
     return fs::is_directory(p / "recipes") && fs::is_directory(p / "framework" / "config");
   };
   if (const char* env = std::getenv("SSM_SOURCE_DIR"); env && is_root(env)) return env;
+#ifdef SSM_SOURCE_DIR
+  if (is_root(SSM_SOURCE_DIR)) return SSM_SOURCE_DIR;  // set by tests/CMakeLists.txt
+#endif
   std::error_code ec;
   for (fs::path start : {fs::read_symlink("/proc/self/exe", ec).parent_path(), fs::current_path()}) {
     for (fs::path p = start; !p.empty(); p = p.parent_path()) {

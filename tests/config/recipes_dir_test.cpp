@@ -66,10 +66,11 @@ TEST(RecipesDir, FamiliesAndSizesAsDocumented) {
   EXPECT_EQ(q.data.path, "data_cache/quickstart");
   EXPECT_EQ(q.train.seq_len, 128);
   EXPECT_EQ(q.train.batch_size, 8);
-  EXPECT_EQ(q.train.steps, 300);
-  EXPECT_EQ(q.optim.lr, 3e-3);
+  // The quickstart must stay a few-minute CPU run: at most ~1M tokens.
+  EXPECT_TRUE(q.device.is_cpu());
+  EXPECT_LE(q.train.total_steps() * q.train.batch_size * q.train.seq_len, int64_t(1) << 20);
   EXPECT_EQ(q.optim.schedule, Schedule::cosine);
-  EXPECT_EQ(q.optim.warmup_steps, 30);
+  EXPECT_LT(q.optim.warmup_steps, q.train.total_steps() / 4);
 
   const std::pair<const char*, ModelFamily> families[] = {{"mamba", ModelFamily::mamba},
                                                           {"mamba2", ModelFamily::mamba2},
