@@ -7,22 +7,9 @@
 #include "kernels/cpu/conv1d.h"
 
 namespace ssm {
-namespace {
 
-// An internal copy (the kernels read the bias as a plain (C) array), never recorded.
-Tensor contiguous_raw(const Tensor& t) {
-  if (!t.defined() || t.is_contiguous()) return t;
-  NoGradGuard raw;
-  return contiguous(t);
-}
-
-void check_shape(const char* op, const char* what, const Tensor& t, const Dims& want, const Tensor& ref,
-                 const char* ref_name, const char* axes) {
-  SSM_CHECK(t.shape() == want, "{}: {} {} does not match {} {} (expected {} = {})", op, what, t.describe(), ref_name,
-            ref.describe(), axes, want.str());
-}
-
-}  // namespace
+using ops_detail::check_shape;
+using ops_detail::contiguous_raw;
 
 // ---- causal_conv1d --------------------------------------------------------------------------
 

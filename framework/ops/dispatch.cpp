@@ -1,5 +1,7 @@
 #include "framework/ops/dispatch.h"
 
+#include "framework/ops/view.h"
+
 #if defined(SSM_WITH_CUDA)
 #include <cuda_runtime.h>
 #endif
@@ -21,6 +23,18 @@ void check_same_device(const char* op, std::initializer_list<const Tensor*> ts) 
       SSM_FAIL("{}: tensors on different devices ({})", op, all);
     }
   }
+}
+
+Tensor contiguous_raw(const Tensor& t) {
+  if (!t.defined() || t.is_contiguous()) return t;
+  NoGradGuard raw;
+  return contiguous(t);
+}
+
+void check_shape(const char* op, const char* what, const Tensor& t, const Dims& want, const Tensor& ref,
+                 const char* ref_name, const char* axes) {
+  SSM_CHECK(t.shape() == want, "{}: {} {} does not match {} {} (expected {} = {})", op, what, t.describe(), ref_name,
+            ref.describe(), axes, want.str());
 }
 
 void check_float(const char* op, const Tensor& t) {

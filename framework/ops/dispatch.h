@@ -21,6 +21,14 @@ void check_same_dtype(const char* op, std::initializer_list<const Tensor*> ts);
 // Fails with a clear message for ops whose CUDA kernels are not built in.
 [[noreturn]] void no_cuda_kernel(const char* op, const Tensor& t);
 
+// `t` itself when contiguous (or undefined), else a contiguous copy made with recording
+// suspended: for kernels that read plain arrays; the op records its own backward.
+Tensor contiguous_raw(const Tensor& t);
+
+// "op: what f32[3] cpu does not match ref_name f32[2, 5, 4] cpu (expected axes = [4])".
+void check_shape(const char* op, const char* what, const Tensor& t, const Dims& want, const Tensor& ref,
+                 const char* ref_name, const char* axes);
+
 // Elementwise params for `out` (shape S) and inputs broadcastable to S.
 kernels::ElementwiseParams make_params(const Tensor& out, std::initializer_list<const Tensor*> ins);
 

@@ -11,18 +11,8 @@
 namespace ssm {
 namespace {
 
-// Internal copies for the kernels, which read weights as plain contiguous arrays; not recorded.
-Tensor contiguous_raw(const Tensor& t) {
-  if (!t.defined() || t.is_contiguous()) return t;
-  NoGradGuard raw;
-  return contiguous(t);
-}
-
-void check_shape(const char* op, const char* what, const Tensor& t, const Dims& want, const Tensor& ref,
-                 const char* ref_name, const char* axes) {
-  SSM_CHECK(t.shape() == want, "{}: {} {} does not match {} {} (expected {} = {})", op, what, t.describe(), ref_name,
-            ref.describe(), axes, want.str());
-}
+using ops_detail::check_shape;
+using ops_detail::contiguous_raw;
 
 void check_defined(const char* op, const char* what, const Tensor& t) {
   SSM_CHECK(t.defined(), "{}: {} must be defined", op, what);
