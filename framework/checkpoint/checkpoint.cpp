@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -60,10 +61,45 @@ void write_file_atomic(const std::string& path, const std::string& text) {
 
 // ---- writer --------------------------------------------------------------------------------
 
-CheckpointWriter::CheckpointWriter(std::string dir, int keep_last, bool async)
-    : dir_(std::move(dir)), keep_last_(keep_last), async_(async) {}
+namespace {
+
+bool multi(const std::shared_ptr<dist::Communicator>& w) { return w && w->size() > 1; }
+
+std::string rank_table(int rank) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "rank_%05d.json", rank);
+  return buf;
+}
+
+std::string rank_failed(int rank) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "rank_%05d.failed", rank);
+  return buf;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+CheckpointWriter::CheckpointWriter(std::string dir, int keep_last, bool async, std::shared_ptr<dist::Communicator> world)
+    : dir_(std::move(dir)), keep_last_(keep_last), async_(async), world_(std::move(world)) {
+  tag_ = ::getpid();
+  if (multi(world_)) {
+    // Every rank names the shared temp directory after rank 0's pid.
+    Tensor t = Tensor::empty({1}, DType::i64);
+    t.data<int64_t>()[0] = tag_;
+    world_->broadcast(t, 0);
+    tag_ = t.data<int64_t>()[0];
+  }
+}
 
 CheckpointWriter::~CheckpointWriter() {
+  cancel_ = true;
   try {
     wait();
   } catch (const std::exception& e) {
@@ -86,16 +122,43 @@ void CheckpointWriter::wait() {
   if (e) std::rethrow_exception(e);
 }
 
+void CheckpointWriter::wait_all() {
+  wait();
+  if (multi(world_)) world_->barrier();
+}
+
+std::string CheckpointWriter::tmp_dir_for(int64_t step) const {
+  return dir_ + "/" + step_name(step) + ".tmp-" + std::to_string(tag_);
+}
+
 void CheckpointWriter::save(Snapshot snap) {
   wait();  // at most one write in flight
+  const std::string tmp_dir = tmp_dir_for(snap.step);
+  if (multi(world_)) {
+    SSM_CHECK(snap.rank == world_->rank() && snap.world == world_->size(),
+              "checkpoint: snapshot of rank {} of {} given to the writer of {}", snap.rank, snap.world,
+              world_->describe());
+    if (world_->rank() == 0) {
+      std::error_code ec;
+      fs::create_directories(dir_);
+      fs::remove_all(tmp_dir, ec);  // a stale copy of the same step (e.g. from a crashed run)
+      fs::create_directories(tmp_dir);
+    }
+    world_->barrier();  // the directory exists for every rank
+  } else {
+    fs::create_directories(dir_);
+    std::error_code ec;
+    fs::remove_all(tmp_dir, ec);
+    fs::create_directories(tmp_dir);
+  }
   if (!async_) {
-    write_now(snap);
+    write_now(snap, tmp_dir);
     return;
   }
   // The thread owns the snapshot (and its host buffers) until the write has committed.
-  thread_ = std::thread([this, s = std::move(snap)]() mutable {
+  thread_ = std::thread([this, s = std::move(snap), tmp_dir]() mutable {
     try {
-      write_now(s);
+      write_now(s, tmp_dir);
     } catch (...) {
       std::lock_guard<std::mutex> lk(mu_);
       error_ = std::current_exception();
@@ -103,13 +166,10 @@ void CheckpointWriter::save(Snapshot snap) {
   });
 }
 
-void CheckpointWriter::write_now(const Snapshot& snap) {
-  fs::create_directories(dir_);
+void CheckpointWriter::write_now(const Snapshot& snap, const std::string& tmp_dir) {
   const std::string final_dir = dir_ + "/" + step_name(snap.step);
-  const std::string tmp_dir = final_dir + ".tmp-" + std::to_string(::getpid());
+  const bool leader = !multi(world_) || world_->rank() == 0;
   std::error_code ec;
-  fs::remove_all(tmp_dir, ec);
-  fs::create_directories(tmp_dir);
   try {
     // This rank's shard.
     const std::string file = rank_file(snap.rank);
@@ -120,12 +180,16 @@ void CheckpointWriter::write_now(const Snapshot& snap) {
         const Tensor& t = it.data;
         SSM_CHECK(t.device().is_cpu() && t.is_contiguous(), "checkpoint: item '{}' is not a contiguous host copy", it.name);
         uint64_t sum = checksum64(t.raw_data(), t.nbytes());
-        w.write(it.name, t.dtype(), t.shape(), t.raw_data(), sum);
+        // Dataset names must be unique in the file: a rank may write several pieces of one
+        // logical tensor (ZeRO shards cut tensors into boxes).
+        const std::string dataset =
+            tensors.contains(it.name) ? fmt::format("{}#{}", it.name, tensors[it.name]["pieces"].size()) : it.name;
+        w.write(dataset, t.dtype(), t.shape(), t.raw_data(), sum);
         nlohmann::json& lt = tensors[it.name];
         lt["dtype"] = dtype_name(t.dtype());
         lt["shape"] = vec(it.global_shape);
         lt["pieces"].push_back({{"file", file},
-                                {"dataset", it.name},
+                                {"dataset", dataset},
                                 {"start", vec(it.start)},
                                 {"shape", vec(t.shape())},
                                 {"checksum", sum}});
@@ -133,28 +197,22 @@ void CheckpointWriter::write_now(const Snapshot& snap) {
       w.close();
     }
     fsync_path(tmp_dir + "/" + file, false);
-    // Rank 0 writes the index (a multi-rank run merges the ranks' tensor tables first).
-    nlohmann::json index = snap.meta;
-    index["format"] = "ssm-checkpoint";
-    index["version"] = kFormatVersion;
-    index["step"] = snap.step;
-    index["world_size"] = snap.world;
-    index["tensors"] = tensors;
-    {
-      std::ofstream f(tmp_dir + "/index.json");
-      f << index.dump(1);
-      f.flush();
-      SSM_CHECK(f.good(), "{}/index.json: write failed (disk full?)", tmp_dir);
+    if (!leader) {
+      // The table is this rank's "done" marker: written atomically, after the shard is durable.
+      write_file_atomic(tmp_dir + "/" + rank_table(snap.rank), tensors.dump());
+      return;
     }
-    fsync_path(tmp_dir + "/index.json", false);
-    fsync_path(tmp_dir, true);
-    // Commit: rename the directory, fsync its parent, then move `latest`.
-    fs::remove_all(final_dir, ec);  // a stale copy of the same step (e.g. from a crashed run)
-    fs::rename(tmp_dir, final_dir, ec);
-    SSM_CHECK(!ec, "{}: rename to {} failed: {}", tmp_dir, final_dir, ec.message());
-    fsync_path(dir_, true);
-    write_file_atomic(dir_ + "/latest", step_name(snap.step) + "\n");
+    if (multi(world_)) tensors = gather_tables(tmp_dir, std::move(tensors));
+    commit(snap, tmp_dir, tensors);
   } catch (const std::exception& e) {
+    if (!leader) {
+      // Tell rank 0 instead of letting it wait for a table that never comes.
+      try {
+        write_file_atomic(tmp_dir + "/" + rank_failed(snap.rank), e.what());
+      } catch (...) {
+      }
+      SSM_FAIL("checkpoint {}: rank {} could not write its shard: {}", final_dir, snap.rank, e.what());
+    }
     fs::remove_all(tmp_dir, ec);  // never leave a half-written directory behind
     std::string prev = last_committed();
     if (prev.empty() && fs::exists(dir_ + "/latest")) prev = dir_ + "/latest";
@@ -162,6 +220,98 @@ void CheckpointWriter::write_now(const Snapshot& snap) {
              prev.empty() ? std::string("no earlier checkpoint exists")
                           : "the previous checkpoint (" + prev + ") is intact");
   }
+}
+
+nlohmann::json CheckpointWriter::gather_tables(const std::string& tmp_dir, nlohmann::json own) const {
+  const int n = world_->size();
+  // A rank's write can take long (large shards, slow disks); a dead rank ends the job anyway.
+  const double limit_s = 10.0 * dist::collective_timeout_s();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<bool> have(size_t(n), false);
+  have[0] = true;
+  int missing = n - 1;
+  nlohmann::json merged = std::move(own);
+  while (missing > 0) {
+    for (int r = 1; r < n; ++r) {
+      if (have[size_t(r)]) continue;
+      SSM_CHECK(!fs::exists(tmp_dir + "/" + rank_failed(r)), "rank {} failed to write its shard: {}", r,
+                read_text(tmp_dir + "/" + rank_failed(r)));
+      const std::string table = tmp_dir + "/" + rank_table(r);
+      if (!fs::exists(table)) continue;
+      nlohmann::json t;
+      try {
+        t = nlohmann::json::parse(read_text(table));
+      } catch (const std::exception& e) {
+        SSM_FAIL("{}: corrupt tensor table of rank {} ({})", table, r, e.what());
+      }
+      for (auto& [name, lt] : t.items()) {
+        nlohmann::json& m = merged[name];
+        if (m.is_null()) {
+          m = lt;
+          continue;
+        }
+        SSM_CHECK(m["shape"] == lt["shape"] && m["dtype"] == lt["dtype"],
+                  "checkpoint: ranks disagree on tensor '{}': {} {} vs {} {} (rank {})", name, m["dtype"].dump(),
+                  m["shape"].dump(), lt["dtype"].dump(), lt["shape"].dump(), r);
+        for (auto& piece : lt["pieces"]) m["pieces"].push_back(piece);
+      }
+      have[size_t(r)] = true;
+      --missing;
+    }
+    if (missing == 0) break;
+    SSM_CHECK(!cancel_, "the run is ending before every rank wrote its shard; not committed");
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (waited > limit_s) {
+      std::string who;
+      for (int r = 1; r < n; ++r)
+        if (!have[size_t(r)]) who += (who.empty() ? "" : ", ") + std::to_string(r);
+      SSM_FAIL("no shard from rank(s) {} after {:.0f} s (dead, hung, or not seeing {})", who, waited, tmp_dir);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // Every element of every tensor is written exactly once (pieces never overlap by
+  // construction, so counting elements is enough to catch a missing or doubled piece).
+  for (auto& [name, lt] : merged.items()) {
+    int64_t numel = 1, covered = 0;
+    for (const auto& d : lt["shape"]) numel *= d.get<int64_t>();
+    for (const auto& p : lt["pieces"]) {
+      int64_t k = 1;
+      for (const auto& d : p["shape"]) k *= d.get<int64_t>();
+      covered += k;
+    }
+    SSM_CHECK(covered == numel, "checkpoint: the ranks' pieces of tensor '{}' hold {} elements, the tensor has {} "
+              "(a piece is missing or written twice)", name, covered, numel);
+  }
+  for (int r = 1; r < n; ++r) {
+    std::error_code ec;
+    fs::remove(tmp_dir + "/" + rank_table(r), ec);
+  }
+  return merged;
+}
+
+void CheckpointWriter::commit(const Snapshot& snap, const std::string& tmp_dir, const nlohmann::json& tensors) {
+  const std::string final_dir = dir_ + "/" + step_name(snap.step);
+  std::error_code ec;
+  nlohmann::json index = snap.meta;
+  index["format"] = "ssm-checkpoint";
+  index["version"] = kFormatVersion;
+  index["step"] = snap.step;
+  index["world_size"] = snap.world;
+  index["tensors"] = tensors;
+  {
+    std::ofstream f(tmp_dir + "/index.json");
+    f << index.dump(1);
+    f.flush();
+    SSM_CHECK(f.good(), "{}/index.json: write failed (disk full?)", tmp_dir);
+  }
+  fsync_path(tmp_dir + "/index.json", false);
+  fsync_path(tmp_dir, true);
+  // Commit: rename the directory, fsync its parent, then move `latest`.
+  fs::remove_all(final_dir, ec);  // a stale copy of the same step (e.g. from a crashed run)
+  fs::rename(tmp_dir, final_dir, ec);
+  SSM_CHECK(!ec, "{}: rename to {} failed: {}", tmp_dir, final_dir, ec.message());
+  fsync_path(dir_, true);
+  write_file_atomic(dir_ + "/latest", step_name(snap.step) + "\n");
   {
     std::lock_guard<std::mutex> lk(mu_);
     last_ = final_dir;

@@ -18,9 +18,17 @@
 // directory renamed to step_NNNNNNNN and its parent fsynced; only then is `latest` replaced
 // (temp file + rename). A crash at any instant leaves the previous checkpoint loadable, and
 // `keep_last` prunes old checkpoints only after a newer one committed.
+//
+// Multi-rank jobs (a writer given the world communicator; the directory on a filesystem
+// every rank sees): at save() rank 0 creates step_NNNNNNNN.tmp-PID0 and the ranks meet at a
+// barrier; then each rank's writer thread writes and fsyncs its rank_RRRRR.h5 and, last, its
+// tensor table rank_RRRRR.json (or rank_RRRRR.failed with the reason). Rank 0's thread waits
+// for every table, merges them into index.json (checking that the pieces of every tensor
+// cover it exactly once), and commits as above. No collective runs on the writer threads.
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -31,6 +39,7 @@
 #include <vector>
 
 #include "framework/core/tensor.h"
+#include "framework/dist/communicator.h"
 
 namespace ssm::checkpoint {
 
@@ -70,23 +79,37 @@ struct Snapshot {
 // writer until the write committed.
 class CheckpointWriter {
  public:
-  CheckpointWriter(std::string dir, int keep_last, bool async);
-  ~CheckpointWriter();  // waits for the write in flight (errors are reported to stderr)
+  // `world`: the ranks that save together (null or size 1: this process alone). With
+  // several ranks the constructor, save() and wait_all() are collective over `world`.
+  CheckpointWriter(std::string dir, int keep_last, bool async, std::shared_ptr<dist::Communicator> world = nullptr);
+  // Waits for this rank's write in flight (errors are reported to stderr); rank 0 stops
+  // waiting for the other ranks' shards (the checkpoint is then not committed): a writer
+  // destroyed with a save in flight means the run is being torn down by an error.
+  ~CheckpointWriter();
   CheckpointWriter(const CheckpointWriter&) = delete;
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
   // Waits for the previous write, then writes `snap` (async: on the writer thread).
   void save(Snapshot snap);
-  // Blocks until no write is in flight; rethrows the error of a failed write.
+  // Blocks until this rank's write is done (rank 0: committed); rethrows its error.
   void wait();
+  // wait(), then (multi-rank) a barrier: afterwards the last save is committed for everyone.
+  void wait_all();
   const std::string& dir() const { return dir_; }
   // Path of the last committed checkpoint ("" before the first).
   std::string last_committed() const;
 
  private:
-  void write_now(const Snapshot& snap);
+  void write_now(const Snapshot& snap, const std::string& tmp_dir);
+  // Rank 0 of a multi-rank save: waits for the other ranks' tables, returns the merged one.
+  nlohmann::json gather_tables(const std::string& tmp_dir, nlohmann::json own) const;
+  void commit(const Snapshot& snap, const std::string& tmp_dir, const nlohmann::json& tensors);
+  std::string tmp_dir_for(int64_t step) const;
   std::string dir_;
   int keep_last_;
   bool async_;
+  std::shared_ptr<dist::Communicator> world_;  // null: single process
+  int64_t tag_ = 0;                             // rank 0's pid: names the shared temp directory
+  std::atomic<bool> cancel_{false};             // set by the destructor: stop waiting for other ranks
   std::thread thread_;
   mutable std::mutex mu_;
   std::exception_ptr error_;

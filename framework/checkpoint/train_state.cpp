@@ -58,24 +58,110 @@ Dims piece_start(const LogicalPart& lp) {
   return s;
 }
 
+void decompose(const Dims& shape, int d, Dims& start, int64_t lo, int64_t hi, std::vector<std::pair<Dims, Dims>>& out) {
+  if (lo >= hi) return;
+  int64_t inner = 1;
+  for (int k = d + 1; k < shape.size(); ++k) inner *= shape[k];
+  Dims size = Dims::filled(shape.size(), 1);
+  for (int k = d + 1; k < shape.size(); ++k) size[k] = shape[k];
+  const int64_t first = lo / inner, last = (hi - 1) / inner;
+  if (first == last && (lo % inner != 0 || hi % inner != 0)) {  // inside one slice along d
+    start[d] = first;
+    decompose(shape, d + 1, start, lo - first * inner, hi - first * inner, out);
+    start[d] = 0;
+    return;
+  }
+  int64_t a = first, b = last + 1;
+  if (lo % inner != 0) {  // partial head slice
+    start[d] = first;
+    decompose(shape, d + 1, start, lo % inner, inner, out);
+    a = first + 1;
+  }
+  if (hi % inner != 0) b = last;  // partial tail slice, below
+  if (a < b) {
+    Dims st = start;
+    st[d] = a;
+    size[d] = b - a;
+    out.emplace_back(st, size);
+  }
+  if (hi % inner != 0) {
+    start[d] = last;
+    decompose(shape, d + 1, start, 0, hi - last * inner, out);
+  }
+  start[d] = 0;
+}
+
+// The part of `box` (in local parameter coordinates) that lies in `lp`, as (local start,
+// global start, size); false when they do not meet.
+bool box_in_part(const std::pair<Dims, Dims>& box, const LogicalPart& lp, Dims& local, Dims& global, Dims& size) {
+  local = box.first;
+  size = box.second;
+  global = box.first;
+  if (lp.dim < 0) return true;
+  const int d = lp.dim;
+  const int64_t lo = std::max(box.first[d], lp.local_start);
+  const int64_t hi = std::min(box.first[d] + box.second[d], lp.local_start + lp.local_size);
+  if (lo >= hi) return false;
+  local[d] = lo;
+  size[d] = hi - lo;
+  global[d] = lp.global_start + (lo - lp.local_start);
+  return true;
+}
+
+Tensor narrow_box(const Tensor& t, const Dims& start, const Dims& size) {
+  Tensor v = t;
+  for (int d = 0; d < start.size(); ++d) v = v.narrow(d, start[d], size[d]);
+  return v;
+}
+
+// The logical parts of each parameter, by parameter.
+std::map<const nn::Parameter*, std::vector<const LogicalPart*>> parts_by_param(const std::vector<LogicalPart>& parts) {
+  std::map<const nn::Parameter*, std::vector<const LogicalPart*>> m;
+  for (const LogicalPart& lp : parts) m[lp.param].push_back(&lp);
+  return m;
+}
+
+// For each ZeRO slot: the model parameter it updates.
+const nn::Parameter* param_of(nn::Module& model, const dist::ZeroAdamW::Slot& s) {
+  for (nn::Parameter* p : model.parameters())
+    if (p->value.same(s.param)) return p;
+  SSM_FAIL("checkpoint: the ZeRO optimizer holds '{}', which is not a parameter of the model", s.name);
+}
+
 }  // namespace
 
-Snapshot snapshot_training_state(nn::Module& model, const optim::AdamW* opt, nn::TpPlacement tp, bool owner,
-                                 nlohmann::json meta, int rank, int world) {
+std::vector<std::pair<Dims, Dims>> flat_range_boxes(const Dims& shape, int64_t lo, int64_t hi) {
+  SSM_CHECK(0 <= lo && lo <= hi && hi <= shape.numel(), "flat_range_boxes: [{}, {}) is not inside {}", lo, hi,
+            shape.str());
+  std::vector<std::pair<Dims, Dims>> out;
+  if (shape.size() == 0) {
+    if (lo < hi) out.emplace_back(Dims(), Dims());
+    return out;
+  }
+  Dims start = Dims::filled(shape.size(), 0);
+  decompose(shape, 0, start, lo, hi, out);
+  return out;
+}
+
+Snapshot snapshot_training_state(nn::Module& model, const optim::AdamW* opt, const dist::ZeroAdamW* zero,
+                                 nn::TpPlacement tp, SaveRole role, nlohmann::json meta, int rank, int world) {
+  SSM_CHECK(!(opt && zero), "checkpoint: give either the AdamW or the ZeRO optimizer, not both");
   Snapshot s;
   s.meta = std::move(meta);
   s.step = s.meta.value("step", int64_t(0));
   s.rank = rank;
   s.world = world;
-  for (const LogicalPart& lp : logical_parts(model, tp)) {
-    if (lp.dim < 0 && !owner) continue;  // replicated: written once
+  const std::vector<LogicalPart> parts = logical_parts(model, tp);
+  auto writes = [&](const LogicalPart& lp) { return lp.dim < 0 ? role.replicated : role.tp_shards; };
+  for (const LogicalPart& lp : parts) {
+    if (!writes(lp)) continue;
     s.items.push_back({"model/" + lp.name, piece_of(lp.param->value, lp), lp.global_shape, piece_start(lp)});
   }
   if (opt) {
     std::map<const TensorImpl*, const optim::AdamW::Slot*> by_param;
     for (const auto& slot : opt->slots()) by_param[slot.param.impl()] = &slot;
-    for (const LogicalPart& lp : logical_parts(model, tp)) {
-      if (lp.dim < 0 && !owner) continue;
+    for (const LogicalPart& lp : parts) {
+      if (!writes(lp)) continue;
       auto it = by_param.find(lp.param->value.impl());
       SSM_CHECK(it != by_param.end(), "checkpoint: parameter '{}' is not in the optimizer", lp.name);
       s.items.push_back({"optim/exp_avg/" + lp.name, piece_of(it->second->exp_avg, lp), lp.global_shape, piece_start(lp)});
@@ -83,7 +169,38 @@ Snapshot snapshot_training_state(nn::Module& model, const optim::AdamW* opt, nn:
           {"optim/exp_avg_sq/" + lp.name, piece_of(it->second->exp_avg_sq, lp), lp.global_shape, piece_start(lp)});
     }
   }
+  if (zero) {
+    // Each rank holds elements [lo, hi) of every group's flat vector: write the boxes of the
+    // logical tensors they cover.
+    NoGradGuard ng;
+    const auto by_param = parts_by_param(parts);
+    for (const dist::ZeroAdamW::Slot& slot : zero->slots()) {
+      const nn::Parameter* p = param_of(model, slot);
+      const dist::ZeroAdamW::Group& g = zero->groups()[size_t(slot.group)];
+      const auto [base, end] = zero->shard_range(slot.group);
+      const int64_t lo = std::max(base, slot.offset), hi = std::min(end, slot.offset + slot.param.numel());
+      if (lo >= hi) continue;
+      for (const auto& [kind, state] : {std::pair{"exp_avg", &g.exp_avg}, std::pair{"exp_avg_sq", &g.exp_avg_sq}}) {
+        // The shard's elements of this parameter, in place in a parameter-shaped buffer.
+        Tensor local = Tensor::zeros(slot.param.shape(), g.dtype);
+        copy_(local.view({-1}).narrow(0, lo - slot.offset, hi - lo), state->narrow(0, lo - base, hi - lo));
+        for (const auto& box : flat_range_boxes(slot.param.shape(), lo - slot.offset, hi - slot.offset))
+          for (const LogicalPart* lp : by_param.at(p)) {
+            if (lp->dim < 0 && !role.zero_replicated) continue;
+            Dims at, global, size;
+            if (!box_in_part(box, *lp, at, global, size)) continue;
+            Tensor piece = clone(narrow_box(local, at, size));
+            s.items.push_back({fmt::format("optim/{}/{}", kind, lp->name), piece, lp->global_shape, global});
+          }
+      }
+    }
+  }
   return s;
+}
+
+Snapshot snapshot_training_state(nn::Module& model, const optim::AdamW* opt, nn::TpPlacement tp, bool owner,
+                                 nlohmann::json meta, int rank, int world) {
+  return snapshot_training_state(model, opt, nullptr, tp, SaveRole{owner, true, owner}, std::move(meta), rank, world);
 }
 
 void load_training_state(const LoadedCheckpoint& c, nn::Module& model, optim::AdamW* opt, nn::TpPlacement tp) {
@@ -111,6 +228,35 @@ void load_training_state(const LoadedCheckpoint& c, nn::Module& model, optim::Ad
       SSM_CHECK(it != by_param.end(), "checkpoint: parameter '{}' is not in the optimizer", lp.name);
       load_into("optim/exp_avg/" + lp.name, it->second->exp_avg);
       load_into("optim/exp_avg_sq/" + lp.name, it->second->exp_avg_sq);
+    }
+  }
+}
+
+void load_zero_state(const LoadedCheckpoint& c, nn::Module& model, const dist::ZeroAdamW& zero, nn::TpPlacement tp) {
+  load_training_state(c, model, nullptr, tp);
+  NoGradGuard ng;
+  const std::vector<LogicalPart> parts = logical_parts(model, tp);
+  const auto by_param = parts_by_param(parts);
+  for (const dist::ZeroAdamW::Slot& slot : zero.slots()) {
+    const nn::Parameter* p = param_of(model, slot);
+    const dist::ZeroAdamW::Group& g = zero.groups()[size_t(slot.group)];
+    const auto [base, end] = zero.shard_range(slot.group);
+    const int64_t lo = std::max(base, slot.offset), hi = std::min(end, slot.offset + slot.param.numel());
+    if (lo >= hi) continue;
+    // Master weights: the parameters just loaded (f32/f64 masters equal the parameters).
+    copy_(g.master.narrow(0, lo - base, hi - lo), slot.param.view({-1}).narrow(0, lo - slot.offset, hi - lo));
+    for (const auto& [kind, state] : {std::pair{"exp_avg", &g.exp_avg}, std::pair{"exp_avg_sq", &g.exp_avg_sq}}) {
+      Tensor local = Tensor::zeros(slot.param.shape(), g.dtype);
+      for (const auto& box : flat_range_boxes(slot.param.shape(), lo - slot.offset, hi - slot.offset))
+        for (const LogicalPart* lp : by_param.at(p)) {
+          Dims at, global, size;
+          if (!box_in_part(box, *lp, at, global, size)) continue;
+          const std::string name = fmt::format("optim/{}/{}", kind, lp->name);
+          SSM_CHECK(c.find(name) != nullptr, "{}: checkpoint has no tensor '{}' (saved without optimizer state?)",
+                    c.path, name);
+          copy_(narrow_box(local, at, size), c.read(name, global, size));
+        }
+      copy_(state->narrow(0, lo - base, hi - lo), local.view({-1}).narrow(0, lo - slot.offset, hi - lo));
     }
   }
 }

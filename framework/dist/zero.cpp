@@ -58,7 +58,21 @@ ZeroAdamW::ZeroAdamW(NamedParams params, std::shared_ptr<Communicator> dp, ZeroA
   }
 }
 
-void ZeroAdamW::step(double lr) {
+void ZeroAdamW::step(double lr) { step_impl(lr, nullptr); }
+
+double ZeroAdamW::step(double lr, const ZeroClip& clip) {
+  SSM_CHECK(clip.max_norm >= 0, "ZeroAdamW::step: max_norm {} must be >= 0", clip.max_norm);
+  return step_impl(lr, &clip);
+}
+
+std::pair<int64_t, int64_t> ZeroAdamW::shard_range(int group) const {
+  SSM_CHECK(group >= 0 && group < int(groups_.size()), "ZeroAdamW::shard_range: group {} not in [0, {})", group,
+            groups_.size());
+  const int64_t S = groups_[size_t(group)].shard_size, base = int64_t(dp_->rank()) * S;
+  return {base, base + S};
+}
+
+double ZeroAdamW::step_impl(double lr, const ZeroClip* clip) {
   SSM_CHECK(std::isfinite(lr) && lr >= 0, "ZeroAdamW::step: learning rate {} must be finite and >= 0", lr);
   NoGradGuard raw;
   const int64_t t = steps_ + 1;
@@ -76,11 +90,12 @@ void ZeroAdamW::step(double lr) {
   dp_->all_reduce(has, ReduceOp::max);
   const int32_t* any = has.data<int32_t>();
 
+  // 1. Reduce-scatter: this rank's shard of the dp-mean gradient, per group.
+  std::vector<Tensor> grads(groups_.size());
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     Group& grp = groups_[gi];
-    const int64_t S = grp.shard_size, base = int64_t(r) * S;
     bool active = false;
-    Tensor flat = Tensor::zeros({S * n}, grp.dtype);
+    Tensor flat = Tensor::zeros({grp.shard_size * n}, grp.dtype);
     for (size_t i = 0; i < slots_.size(); ++i) {
       const Slot& s = slots_[i];
       if (s.group != int(gi) || !any[i]) continue;
@@ -89,9 +104,46 @@ void ZeroAdamW::step(double lr) {
       if (g.defined()) copy_(flat.narrow(0, s.offset, s.param.numel()).view(s.param.shape()), g);
     }
     if (!active) continue;  // identical on every rank: no collective skipped by one rank only
-    Tensor grad = dp_->reduce_scatter(flat, 0);  // (S): Σ over ranks of this rank's elements
-    if (n > 1) mul_(grad, 1.0 / double(n));
+    grads[gi] = dp_->reduce_scatter(flat, 0);  // (S): Σ over ranks of this rank's elements
+    if (n > 1) mul_(grads[gi], 1.0 / double(n));
+  }
 
+  // 2. Optional global norm and clipping, from the shards.
+  double norm = 0.0;
+  if (clip) {
+    double sq[2] = {0.0, 0.0};  // split over tp, replicated across tp
+    for (size_t gi = 0; gi < groups_.size(); ++gi) {
+      if (!grads[gi].defined()) continue;
+      const int64_t S = groups_[gi].shard_size, base = int64_t(r) * S;
+      for (size_t i = 0; i < slots_.size(); ++i) {
+        const Slot& s = slots_[i];
+        if (s.group != int(gi) || !any[i]) continue;
+        const int64_t lo = std::max(s.offset, base), hi = std::min(s.offset + s.param.numel(), base + S);
+        if (lo >= hi) continue;
+        const bool rep = clip->tp && clip->tp_replicated && clip->tp_replicated(s.name);
+        const Tensor piece = grads[gi].narrow(0, lo - base, hi - lo);
+        sq[rep ? 1 : 0] += groups_[gi].dtype == DType::f64 ? kernels::cpu::sum_squares(piece.data<double>(), hi - lo)
+                                                           : kernels::cpu::sum_squares(piece.data<float>(), hi - lo);
+      }
+    }
+    Tensor sums = Tensor::from_vector({sq[0], sq[1]}, {2}, DType::f64);
+    dp_->all_reduce(sums);
+    Tensor split = sums.narrow(0, 0, 1);
+    if (clip->tp && clip->tp->size() > 1) clip->tp->all_reduce(split);
+    norm = std::sqrt(sums.data<double>()[0] + sums.data<double>()[1]);
+    if (clip->max_norm > 0 && std::isfinite(norm) && norm > clip->max_norm) {
+      const double scale = clip->max_norm / (norm + 1e-6);
+      for (const Tensor& g : grads)
+        if (g.defined()) mul_(g, scale);
+    }
+  }
+
+  // 3. AdamW on this rank's shard, then all-gather the updated master weights.
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    if (!grads[gi].defined()) continue;
+    Group& grp = groups_[gi];
+    const Tensor& grad = grads[gi];
+    const int64_t S = grp.shard_size, base = int64_t(r) * S;
     std::vector<kernels::AdamwTensor> pieces;
     for (size_t i = 0; i < slots_.size(); ++i) {
       const Slot& s = slots_[i];
@@ -130,6 +182,7 @@ void ZeroAdamW::step(double lr) {
     }
   }
   steps_ = t;
+  return norm;
 }
 
 void ZeroAdamW::zero_grad() {

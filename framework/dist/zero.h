@@ -4,6 +4,7 @@
 //   ssm::backward(loss);             // local gradients, no GradReducer needed
 //   opt.step(schedule.lr_at(s));     // reduce-scatter grads, update own shard, all-gather weights
 //   opt.zero_grad();
+//   double norm = opt.step(lr, {.max_norm = 1.0, .tp = grid.tp(), .tp_replicated = ...});  // clipped
 //
 // One step: the gradients of all parameters (one flat vector per master dtype, padded to a
 // multiple of dp) are reduce-scattered and averaged, so rank r receives the mean gradient of
@@ -38,6 +39,17 @@ struct ZeroAdamWOptions {
       [](const std::string&, const Tensor& p) { return p.dim() < 2; };
 };
 
+// Global gradient-norm clipping inside ZeroAdamW::step: the norm of the dp-mean gradient
+// from every rank's reduced shard (sums of squares all-reduced over dp) and, under tensor
+// parallelism, summed over the tp ranks for split parameters while replicated ones (the
+// same on every tp rank) count once. Scaling as optim::clip_grad_norm: by
+// max_norm / (norm + 1e-6) when the norm exceeds max_norm.
+struct ZeroClip {
+  double max_norm = 0.0;                // 0 = measure only
+  std::shared_ptr<Communicator> tp;     // null: no tensor parallelism
+  std::function<bool(const std::string& name)> tp_replicated;  // null: every parameter is split
+};
+
 class ZeroAdamW {
  public:
   using NamedParams = std::vector<std::pair<std::string, Tensor>>;
@@ -47,6 +59,9 @@ class ZeroAdamW {
 
   void step() { step(options_.lr); }
   void step(double lr);  // collective over dp
+  // The same with gradient clipping; returns the global gradient norm before clipping.
+  // Collective over dp and (with clip.tp) over tp.
+  double step(double lr, const ZeroClip& clip);
   void zero_grad();
   std::vector<Tensor> params() const;
   const ZeroAdamWOptions& options() const { return options_; }
@@ -71,8 +86,11 @@ class ZeroAdamW {
   };
   const std::vector<Group>& groups() const { return groups_; }
   const std::vector<Slot>& slots() const { return slots_; }
+  // Element range [begin, end) of the group's flat vector held by this rank.
+  std::pair<int64_t, int64_t> shard_range(int group) const;
 
  private:
+  double step_impl(double lr, const ZeroClip* clip);
   std::shared_ptr<Communicator> dp_;
   ZeroAdamWOptions options_;
   std::vector<Group> groups_;

@@ -24,7 +24,7 @@ void cache_append(LayerState& st, const Tensor& k, const Tensor& v) {
 
 }  // namespace
 
-AttentionMixer::AttentionMixer(const config::ModelConfig& cfg, Init& init) {
+AttentionMixer::AttentionMixer(const config::ModelConfig& cfg, Init& init) : tp_(init.tp()) {
   const int tp = init.tp().size;
   const int64_t D = cfg.d_model, nh = cfg.n_heads, nkv = cfg.resolved_kv_heads();
   SSM_CHECK(D % nh == 0, "attention: d_model {} is not divisible by n_heads {}", D, nh);
@@ -44,9 +44,10 @@ AttentionMixer::AttentionMixer(const config::ModelConfig& cfg, Init& init) {
 
 Tensor AttentionMixer::forward(const Tensor& x, MixerContext& ctx) {
   const int64_t B = x.shape()[0], L = x.shape()[1];
-  Tensor q = reshape(q_proj_->forward(x), {B, L, heads_, head_dim_});
-  Tensor k = reshape(k_proj_->forward(x), {B, L, kv_heads_, head_dim_});
-  Tensor v = reshape(v_proj_->forward(x), {B, L, kv_heads_, head_dim_});
+  const Tensor xc = tp_copy(x, tp_);  // one all-reduce in backward for q, k and v together
+  Tensor q = reshape(q_proj_->forward_local(xc), {B, L, heads_, head_dim_});
+  Tensor k = reshape(k_proj_->forward_local(xc), {B, L, kv_heads_, head_dim_});
+  Tensor v = reshape(v_proj_->forward_local(xc), {B, L, kv_heads_, head_dim_});
   AttentionOptions o;
   o.seq_idx_q = ctx.seq_idx;
   o.seq_idx_k = ctx.seq_idx;

@@ -1,6 +1,7 @@
 // Causal grouped-query self-attention (Jamba's attention layer: no positional encoding, no
 // bias). HF names under "self_attn.": q_proj [nh*hd, D], k_proj [nkv*hd, D],
-// v_proj [nkv*hd, D], o_proj [D, nh*hd].
+// v_proj [nkv*hd, D], o_proj [D, nh*hd]. Under tensor parallelism each rank owns nh/tp query
+// heads and nkv/tp key/value heads (q/k/v column-parallel, o_proj row-parallel).
 #pragma once
 #include "framework/config/recipe.h"
 #include "framework/nn/layers.h"
@@ -20,6 +21,7 @@ class AttentionMixer : public Mixer {
  private:
   int64_t heads_, kv_heads_, head_dim_;  // local
   Linear *q_proj_, *k_proj_, *v_proj_, *o_proj_;
+  TpPlacement tp_;
 };
 
 }  // namespace ssm::nn

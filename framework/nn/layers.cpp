@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "framework/dist/vocab_parallel.h"
 #include "framework/ops/ops.h"
 
 namespace ssm::nn {
@@ -16,7 +17,8 @@ Tensor default_linear_init(Init& init, int64_t out, int64_t in) {
 }
 
 Linear::Linear(Init& init, const Tensor& full_weight, const Tensor& full_bias, TpSplit split,
-               std::vector<Segment> segments) {
+               std::vector<Segment> segments)
+    : split_(split), tp_(init.tp()) {
   Partition wp, bp;
   if (split == TpSplit::column) {
     wp = {0, segments};
@@ -29,14 +31,30 @@ Linear::Linear(Init& init, const Tensor& full_weight, const Tensor& full_bias, T
 }
 
 Tensor Linear::forward(const Tensor& x) const {
-  return linear(x, compute_view(*weight_, x), bias_ ? compute_view(*bias_, x) : Tensor());
+  return forward_local(split_ == TpSplit::column ? tp_copy(x, tp_) : x);
 }
 
-Embedding::Embedding(Init& init, int64_t vocab, int64_t dim, double std) {
-  weight_ = &add_param("weight", init.normal({vocab, dim}, std), init);
+Tensor Linear::forward_local(const Tensor& x) const {
+  const Tensor w = compute_view(*weight_, x);
+  const Tensor b = bias_ ? compute_view(*bias_, x) : Tensor();
+  if (split_ != TpSplit::row || tp_.size == 1) return linear(x, w, b);
+  // Partial sums over this rank's input columns; the bias is added once, after the sum.
+  Tensor y = tp_reduce(linear(x, w), tp_);
+  return b.defined() ? add(y, b) : y;
 }
 
-Tensor Embedding::forward(const Tensor& ids) const { return embedding(weight_->value, ids); }
+Tensor embed_tokens(const Tensor& weight_local, const Tensor& ids, const TpPlacement& tp) {
+  if (tp.size == 1) return embedding(weight_local, ids);
+  SSM_CHECK(tp.comm != nullptr, "embedding: the model was built for tensor parallel size {} without a tp "
+            "communicator", tp.size);
+  return dist::vocab_parallel_embedding(weight_local, ids, tp.comm);
+}
+
+Embedding::Embedding(Init& init, int64_t vocab, int64_t dim, double std) : tp_(init.tp()) {
+  weight_ = &add_param("weight", init.normal({vocab, dim}, std), init, {0, {}});
+}
+
+Tensor Embedding::forward(const Tensor& ids) const { return embed_tokens(weight_->value, ids, tp_); }
 
 RmsNorm::RmsNorm(Init& init, int64_t dim, double eps) : eps_(eps) {
   weight_ = &add_param("weight", init.constant({dim}, 1.0), init, {}, /*weight_decay=*/false);

@@ -4,6 +4,7 @@
 #include "framework/nn/mamba.h"
 #include "framework/nn/mamba2.h"
 #include "framework/nn/s4.h"
+#include "framework/dist/vocab_parallel.h"
 #include "framework/ops/ops.h"
 
 namespace ssm::nn {
@@ -28,6 +29,35 @@ std::vector<LayerPlan> layer_plan(const config::ModelConfig& cfg) {
     plan.push_back(p);
   }
   return plan;
+}
+
+void check_tp_layout(const config::ModelConfig& cfg, int tp) {
+  SSM_CHECK(tp >= 1, "parallel.tp = {} must be >= 1", tp);
+  if (tp == 1) return;
+  auto divides = [tp](int64_t n, const char* key, const char* why) {
+    SSM_CHECK(n % tp == 0, "parallel.tp = {}: {} = {} is not divisible by tp ({})", tp, key, n, why);
+  };
+  SSM_CHECK(cfg.family != ModelFamily::s4d && cfg.family != ModelFamily::s5,
+            "parallel.tp = {}: tensor parallelism is not supported for {} models (use data parallelism: "
+            "parallel.tp = 1)", tp, config::to_string(cfg.family));
+  if (cfg.vocab_size > 0)
+    divides(cfg.vocab_size, "model.vocab_size",
+            "the embedding and LM head are split by vocab: set a multiple of tp, the extra rows are never targets");
+  if (cfg.family == ModelFamily::mamba || cfg.family == ModelFamily::jamba)
+    divides(cfg.d_inner(), "d_inner = model.expand × model.d_model", "each rank owns d_inner / tp channels");
+  if (cfg.family == ModelFamily::mamba2) {
+    divides(cfg.ssd_heads(), "the Mamba-2 heads = model.expand × model.d_model / model.headdim",
+            "each rank owns whole heads");
+    divides(cfg.n_groups, "model.n_groups", "each rank owns whole B/C groups, so the grouped norm stays local");
+  }
+  if (cfg.family == ModelFamily::jamba) {
+    divides(cfg.n_heads, "model.n_heads", "each rank owns whole attention heads");
+    divides(cfg.resolved_kv_heads(), "model.n_kv_heads", "each rank owns whole key/value heads");
+    divides(cfg.resolved_intermediate_size(), "model.intermediate_size",
+            "the dense and expert FFN widths are split across ranks");
+  } else if (cfg.d_intermediate > 0) {
+    divides(cfg.d_intermediate, "model.d_intermediate", "the MLP width is split across ranks");
+  }
 }
 
 Block::Block(const config::ModelConfig& cfg, Init& init, const LayerPlan& plan) {
@@ -74,17 +104,21 @@ Tensor Block::step(const Tensor& h, LayerState& st) {
   return out;
 }
 
-LanguageModel::LanguageModel(const config::ModelConfig& cfg, Init& init) : cfg_(cfg) {
+LanguageModel::LanguageModel(const config::ModelConfig& cfg, Init& init) : cfg_(cfg), tp_(init.tp()) {
   SSM_CHECK(cfg.vocab_size > 0, "model: vocab_size must be set (got {})", cfg.vocab_size);
   SSM_CHECK(cfg.d_model > 0 && cfg.n_layers > 0, "model: d_model ({}) and n_layers ({}) must be positive", cfg.d_model,
             cfg.n_layers);
-  embedding_ = &add_param("embedding.weight", init.normal({cfg.vocab_size, cfg.d_model}, cfg.initializer_range), init);
+  check_tp_layout(cfg, tp_.size);
+  // Vocab-parallel: rank r owns token rows [r·V/tp, (r+1)·V/tp) of the embedding and LM head.
+  embedding_ = &add_param("embedding.weight", init.normal({cfg.vocab_size, cfg.d_model}, cfg.initializer_range), init,
+                          {0, {}});
   std::vector<LayerPlan> plan = layer_plan(cfg);
   for (size_t i = 0; i < plan.size(); ++i)
     blocks_.push_back(&add_module("layers." + std::to_string(i), std::make_unique<Block>(cfg, init, plan[i])));
   norm_f_ = &add_module("norm_f", std::make_unique<RmsNorm>(init, cfg.d_model, cfg.norm_eps));
   if (!cfg.tie_embeddings)
-    lm_head_ = &add_param("lm_head.weight", init.normal({cfg.vocab_size, cfg.d_model}, cfg.initializer_range), init);
+    lm_head_ = &add_param("lm_head.weight", init.normal({cfg.vocab_size, cfg.d_model}, cfg.initializer_range), init,
+                          {0, {}});
 }
 
 Tensor LanguageModel::hidden(const Tensor& ids, const Tensor& seq_idx, std::vector<LayerState>* states,
@@ -92,7 +126,7 @@ Tensor LanguageModel::hidden(const Tensor& ids, const Tensor& seq_idx, std::vect
   SSM_CHECK(ids.dim() == 2, "model: token ids must be (B, L), got {}", ids.describe());
   if (states)
     SSM_CHECK(states->size() == blocks_.size(), "model: {} layer states for {} layers", states->size(), blocks_.size());
-  Tensor h = embedding(embedding_->value, ids);  // (B, L, D)
+  Tensor h = embed_tokens(embedding_->value, ids, tp_);  // (B, L, D)
   for (size_t i = 0; i < blocks_.size(); ++i) {
     MixerContext ctx{seq_idx, states ? &(*states)[i] : nullptr, want_state};
     h = blocks_[i]->forward(h, ctx, aux, expert_counts);
@@ -103,7 +137,7 @@ Tensor LanguageModel::hidden(const Tensor& ids, const Tensor& seq_idx, std::vect
 Tensor LanguageModel::head(const Tensor& h) const {
   Tensor hn = norm_f_->forward(h);
   const Parameter& w = lm_head_ ? *lm_head_ : *embedding_;
-  return matmul(hn, compute_view(w, hn), false, true);  // (..., V)
+  return matmul(tp_copy(hn, tp_), compute_view(w, hn), false, true);  // (..., V/tp)
 }
 
 LmResult LanguageModel::forward(const LmBatch& batch) {
@@ -112,13 +146,14 @@ LmResult LanguageModel::forward(const LmBatch& batch) {
   Tensor h = hidden(batch.ids, batch.seq_idx, batch.states, batch.states != nullptr, &aux, &r.expert_counts);
   Tensor logits = head(h);
   if (!batch.targets.defined()) {
-    r.logits = logits;
+    r.logits = tp_gather(logits, tp_, -1);
     return r;
   }
   SSM_CHECK(batch.targets.shape() == batch.ids.shape(), "model: targets {} do not match ids {}",
             batch.targets.describe(), batch.ids.describe());
   CrossEntropyStats stats;
-  r.ce = cross_entropy(logits, batch.targets, -1, &stats);
+  r.ce = tp_.size == 1 ? cross_entropy(logits, batch.targets, -1, &stats)
+                       : dist::vocab_parallel_cross_entropy(logits, batch.targets, tp_.comm, -1, &stats);
   r.count = stats.count;
   r.correct = stats.correct;
   r.aux = aux;
@@ -132,15 +167,15 @@ Tensor LanguageModel::prefill(const Tensor& ids, std::vector<LayerState>& states
   std::vector<int64_t> counts;
   Tensor h = hidden(ids, Tensor(), &states, true, &aux, &counts);
   int64_t L = h.shape()[1];
-  return head(contiguous(select(h, 1, L - 1)));  // (B, V)
+  return tp_gather(head(contiguous(select(h, 1, L - 1))), tp_, -1);  // (B, V)
 }
 
 Tensor LanguageModel::step(const Tensor& ids, std::vector<LayerState>& states) {
   NoGradGuard ng;
   SSM_CHECK(ids.dim() == 1, "model.step: ids must be (B), got {}", ids.describe());
-  Tensor h = embedding(embedding_->value, ids);  // (B, D)
+  Tensor h = embed_tokens(embedding_->value, ids, tp_);  // (B, D)
   for (size_t i = 0; i < blocks_.size(); ++i) h = blocks_[i]->step(h, states[i]);
-  return head(h);
+  return tp_gather(head(h), tp_, -1);  // (B, V)
 }
 
 }  // namespace ssm::nn

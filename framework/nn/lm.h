@@ -11,6 +11,11 @@
 // Generation runs the recurrent form: prefill() the prompt, then step() one token at a
 // time with constant memory per SSM layer (a KV cache for attention layers).
 //
+// Tensor parallelism (Init built with nn::TpPlacement::over(grid.tp())): every layer splits
+// its own width (see each mixer), the embedding and the LM head are vocab-parallel (the
+// loss is dist::vocab_parallel_cross_entropy, equal to the single-rank loss), logits for
+// generation are gathered; block norms and residuals stay replicated.
+//
 // Which layer is what (Jamba): attention iff i % attn_layer_period == attn_layer_offset,
 // MoE iff i % expert_layer_period == expert_layer_offset; other families have no attention
 // and a dense MLP only when d_intermediate > 0.
@@ -31,6 +36,10 @@ struct LayerPlan {
 };
 // The per-layer plan a config implies (also used by the exporter).
 std::vector<LayerPlan> layer_plan(const config::ModelConfig& cfg);
+
+// Throws, naming the recipe keys, unless every width the model splits across `tp` ranks is
+// divisible by tp (vocab, d_inner, Mamba-2 heads and groups, attention heads, FFN widths).
+void check_tp_layout(const config::ModelConfig& cfg, int tp);
 
 class Block : public Module {
  public:
@@ -58,7 +67,7 @@ struct LmResult {
   Tensor loss;            // () cross-entropy mean over counted targets + aux
   Tensor ce;              // () cross-entropy alone
   Tensor aux;             // () MoE aux losses, undefined without MoE
-  Tensor logits;          // (B, L, V) when no targets were given
+  Tensor logits;          // (B, L, V) when no targets were given (gathered under TP)
   int64_t count = 0;      // targets counted
   int64_t correct = 0;    // argmax predictions equal to the target
   std::vector<int64_t> expert_counts;  // summed over MoE layers
@@ -80,8 +89,9 @@ class LanguageModel : public Module {
  private:
   Tensor hidden(const Tensor& ids, const Tensor& seq_idx, std::vector<LayerState>* states, bool want_state,
                 Tensor* aux, std::vector<int64_t>* expert_counts);
-  Tensor head(const Tensor& h) const;  // final norm + LM head -> logits
+  Tensor head(const Tensor& h) const;  // final norm + LM head -> logits (..., V/tp)
   config::ModelConfig cfg_;
+  TpPlacement tp_;
   Parameter* embedding_;
   std::vector<Block*> blocks_;
   RmsNorm* norm_f_;

@@ -17,7 +17,7 @@ Tensor dt_bias_init(Init& init, int64_t n, double dt_min, double dt_max, double 
   return init.from_values(v, {n});
 }
 
-MambaMixer::MambaMixer(const config::ModelConfig& cfg, Init& init, bool bcdt_norm) {
+MambaMixer::MambaMixer(const config::ModelConfig& cfg, Init& init, bool bcdt_norm) : tp_(init.tp()) {
   const int tp = init.tp().size;
   const int64_t D = cfg.d_model, E = cfg.d_inner(), N = cfg.d_state, R = cfg.resolved_dt_rank(), K = cfg.d_conv;
   SSM_CHECK(E % tp == 0, "mamba: d_inner {} is not divisible by tensor parallel size {}", E, tp);
@@ -84,6 +84,10 @@ Tensor MambaMixer::forward(const Tensor& x, MixerContext& ctx) {
     Bm = b_norm_->forward(Bm);
     Cm = c_norm_->forward(Cm);
   }
+  // Replicated from here on, feeding this rank's channels only.
+  dt = tp_copy(dt, tp_);
+  Bm = tp_copy(Bm, tp_);
+  Cm = tp_copy(Cm, tp_);
   Tensor delta = matmul(dt, compute_view(dt_proj_->weight(), x), false, true);  // (B, L, E), bias in the scan
   SelectiveScanArgs sa;
   sa.delta_bias = compute_view(*dt_proj_->bias(), x);

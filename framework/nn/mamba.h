@@ -6,6 +6,12 @@
 //   x_proj.weight   [R+2N, E] rows [dt|B|C]    dt_proj.weight [E, R], dt_proj.bias [E]
 //   A_log [E, N]    D [E]                       out_proj.weight [D, E]
 //   (jamba) dt_layernorm.weight [R], b_layernorm.weight [N], c_layernorm.weight [N]
+//
+// Tensor parallelism splits d_inner: in_proj is column-parallel (segments x, z), conv1d,
+// dt_proj (column), A_log and D hold this rank's E/tp channels, x_proj is row-parallel and
+// out_proj row-parallel. x_proj's output [dt|B|C] is summed over the ranks (tp_reduce),
+// normalised (Jamba) while replicated, and enters the local channels through tp_copy, whose
+// backward sums the ranks' contributions to its gradient.
 #pragma once
 #include <optional>
 
@@ -33,6 +39,7 @@ class MambaMixer : public Mixer {
   Parameter* D_;
   Linear* out_proj_;
   RmsNorm *dt_norm_ = nullptr, *b_norm_ = nullptr, *c_norm_ = nullptr;
+  TpPlacement tp_;
 };
 
 // dt bias init shared by Mamba and Mamba-2: softplus⁻¹ of dt ~ logU(dt_min, dt_max),

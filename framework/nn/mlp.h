@@ -3,6 +3,10 @@
 // down_proj [D, F]; MoE: router.weight [X, D] and experts stored fused here as
 // experts.gate_proj [X, F, D], experts.up_proj [X, F, D], experts.down_proj [X, D, F]
 // (the exporter writes HF's per-expert keys).
+//
+// Tensor parallelism splits the FFN width F: dense gate/up column-parallel and down
+// row-parallel; MoE experts keep all X experts on every rank with F/tp of each one's width
+// (gate/up split on dim 1, down on dim 2), and the router is replicated.
 #pragma once
 #include "framework/config/recipe.h"
 #include "framework/nn/layers.h"
@@ -27,6 +31,7 @@ class GatedMlp : public Ffn {
 
  private:
   Linear *gate_, *up_, *down_;
+  TpPlacement tp_;
 };
 
 class MoeMlp : public Ffn {
@@ -38,6 +43,7 @@ class MoeMlp : public Ffn {
   int64_t top_k_;
   double aux_coef_, z_coef_;
   Parameter *router_, *gate_, *up_, *down_;
+  TpPlacement tp_;
 };
 
 }  // namespace ssm::nn

@@ -6,6 +6,31 @@
 
 namespace ssm::nn {
 
+TpPlacement TpPlacement::over(const dist::CommPtr& tp) {
+  if (!tp) return {};
+  return {tp->rank(), tp->size(), tp};
+}
+
+namespace {
+const dist::CommPtr& comm_of(const TpPlacement& tp, const char* op) {
+  SSM_CHECK(tp.comm != nullptr, "{}: the model was built for tensor parallel size {} without a tp communicator "
+            "(build it with nn::TpPlacement::over(grid.tp()) to run it)", op, tp.size);
+  return tp.comm;
+}
+}  // namespace
+
+Tensor tp_copy(const Tensor& x, const TpPlacement& tp) {
+  return tp.size == 1 ? x : dist::copy_to_tp(x, comm_of(tp, "copy_to_tp"));
+}
+
+Tensor tp_reduce(const Tensor& x, const TpPlacement& tp) {
+  return tp.size == 1 ? x : dist::reduce_from_tp(x, comm_of(tp, "reduce_from_tp"));
+}
+
+Tensor tp_gather(const Tensor& x, const TpPlacement& tp, int dim) {
+  return tp.size == 1 ? x : dist::gather_from_tp(x, comm_of(tp, "gather_from_tp"), dim);
+}
+
 Tensor Init::normal(const Dims& shape, double std) {
   Tensor t = randn(shape, rng_, DType::f64);
   return std == 1.0 ? t : [&] {

@@ -12,6 +12,12 @@
 //   };
 //   for (nn::Parameter* p : mlp.parameters()) ...   // "up.weight", "down.weight"
 //
+// Tensor parallelism: build with the tp group's placement; every add_param() then keeps this
+// rank's slice of the same full initial tensor, so any layout starts from the same weights.
+//
+//   nn::Init init(seed, nn::TpPlacement::over(grid.tp()));   // rank r of the tp group
+//   nn::LanguageModel lm(cfg, init);                          // shards, plus the tp collectives
+//
 // Partition metadata says how a parameter is laid out across tensor-parallel ranks and,
 // for packed projections, which logical segments it concatenates (Mamba-2 in_proj rows are
 // [z | x | B | C | dt]): resharding and export are then slicing and concatenation driven by
@@ -24,6 +30,7 @@
 
 #include "framework/core/rng.h"
 #include "framework/core/tensor.h"
+#include "framework/dist/tp.h"
 
 namespace ssm::nn {
 
@@ -46,10 +53,24 @@ struct Parameter {
   bool weight_decay = true;
 };
 
-// Tensor-parallel placement of the model being built (rank 0 of 1 without TP).
+// Tensor-parallel placement of the model being built (rank 0 of 1 without TP), and the
+// communicator its layers' collectives run on. A placement without a communicator is
+// enough to slice parameters (checkpoint resharding, export); running forward at size > 1
+// needs one.
 struct TpPlacement {
   int rank = 0, size = 1;
+  dist::CommPtr comm;  // the tp group; null without tensor parallelism
+  // The placement of this rank in the tp group `tp` (null: rank 0 of 1).
+  static TpPlacement over(const dist::CommPtr& tp);
 };
+
+// The differentiable tp collectives of framework/dist/tp.h, identities at tp size 1:
+//   tp_copy     forward identity,   backward Σ over tp ranks  (input of column-parallel layers)
+//   tp_reduce   forward Σ,          backward identity         (output of row-parallel layers)
+//   tp_gather   forward all-gather along dim, backward own slice (logits for generation)
+Tensor tp_copy(const Tensor& x, const TpPlacement& tp);
+Tensor tp_reduce(const Tensor& x, const TpPlacement& tp);
+Tensor tp_gather(const Tensor& x, const TpPlacement& tp, int dim = -1);
 
 // Everything a module needs to create its parameters: deterministic full-size init (so
 // every tp layout starts from the same weights), then slicing of this rank's shard.

@@ -50,3 +50,29 @@ foreach(_mode kill hang)
   set_tests_properties(dist.fault_${_mode} PROPERTIES LABELS dist TIMEOUT 90
                        ENVIRONMENT "${_ssm_mpi_env};SSM_COLLECTIVE_TIMEOUT_S=4")
 endforeach()
+
+# Models, trainer and checkpoints under every layout (*_mpitrain.cpp): a binary of its own
+# since it links the whole framework. One 4-rank job covers world 1 (each rank alone),
+# dp 2, tp 2 and dp 2 × tp 2 as sub-worlds; the 2-rank job covers the layouts of 2.
+if(TARGET ssm_train)
+  file(GLOB _ssm_dist_train_tests CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_mpitrain.cpp)
+  add_executable(ssm_test_dist_train ${CMAKE_CURRENT_LIST_DIR}/mpi_main.cpp ${_ssm_dist_train_tests})
+  target_link_libraries(ssm_test_dist_train PRIVATE ssm_train ssm_test_support GTest::gtest)
+  target_include_directories(ssm_test_dist_train PRIVATE ${CMAKE_SOURCE_DIR})
+  foreach(_np 2 4)
+    add_test(NAME dist.train.np${_np}
+             COMMAND ${_ssm_mpiexec} -np ${_np} --oversubscribe $<TARGET_FILE:ssm_test_dist_train>)
+    set_tests_properties(dist.train.np${_np} PROPERTIES LABELS dist TIMEOUT 600
+                         ENVIRONMENT "${_ssm_mpi_env};SSM_COLLECTIVE_TIMEOUT_S=60")
+  endforeach()
+endif()
+
+# The `ssm` CLI under mpirun: train at tp 2, resume in one process, layout errors; and a
+# rank SIGKILLed in the middle of `ssm train` ends the job non-zero within 60 s, naming it.
+if(TARGET ssm)
+  add_test(NAME dist.cli_tp COMMAND ${CMAKE_CURRENT_LIST_DIR}/cli_tp.sh ${_ssm_mpiexec} $<TARGET_FILE:ssm>)
+  set_tests_properties(dist.cli_tp PROPERTIES LABELS dist TIMEOUT 180 ENVIRONMENT "${_ssm_mpi_env}")
+  add_test(NAME dist.train_kill_rank COMMAND ${CMAKE_CURRENT_LIST_DIR}/kill_rank.sh ${_ssm_mpiexec} $<TARGET_FILE:ssm>)
+  set_tests_properties(dist.train_kill_rank PROPERTIES LABELS dist TIMEOUT 120
+                       ENVIRONMENT "${_ssm_mpi_env};SSM_COLLECTIVE_TIMEOUT_S=20")
+endif()
