@@ -37,9 +37,8 @@ void check_tp_layout(const config::ModelConfig& cfg, int tp) {
   auto divides = [tp](int64_t n, const char* key, const char* why) {
     SSM_CHECK(n % tp == 0, "parallel.tp = {}: {} = {} is not divisible by tp ({})", tp, key, n, why);
   };
-  SSM_CHECK(cfg.family != ModelFamily::s4d && cfg.family != ModelFamily::s5,
-            "parallel.tp = {}: tensor parallelism is not supported for {} models (use data parallelism: "
-            "parallel.tp = 1)", tp, config::to_string(cfg.family));
+  if (cfg.family == ModelFamily::s4d) divides(cfg.d_model, "model.d_model", "S4D channels are split across ranks");
+  if (cfg.family == ModelFamily::s5) divides(cfg.d_state, "model.d_state", "S5 states are split across ranks");
   if (cfg.vocab_size > 0)
     divides(cfg.vocab_size, "model.vocab_size",
             "the embedding and LM head are split by vocab: set a multiple of tp, the extra rows are never targets");

@@ -25,6 +25,9 @@ class S4dMixer : public Mixer {
 
  private:
   S4dWeights weights(const Tensor& like) const;
+  Tensor local_channels(const Tensor& x) const;
+  TpPlacement tp_;
+  int64_t local_ = 0;  // channels on this tp rank
   bool complex_;
   S4Discretization disc_;
   int64_t d_model_, modes_;
@@ -40,7 +43,8 @@ class S5Mixer : public Mixer {
 
  private:
   S5Weights weights(const Tensor& like) const;
-  int64_t d_model_, states_;
+  TpPlacement tp_;
+  int64_t d_model_, states_;  // H, P on this tp rank
   Parameter *log_lambda_re_, *lambda_im_, *log_dt_, *B_re_, *B_im_, *C_re_, *C_im_, *D_;
   Linear* out_;
 };

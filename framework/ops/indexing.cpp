@@ -4,6 +4,9 @@
 #include "framework/ops/dispatch.h"
 #include "framework/ops/view.h"
 #include "kernels/cpu/embedding.h"
+#if defined(SSM_WITH_CUDA)
+#include "kernels/cuda/embedding/embedding.h"
+#endif
 
 namespace ssm {
 namespace {
@@ -82,11 +85,11 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   SSM_CHECK(weight.dim() == 2, "{}: weight {} must be (V, D)", op, weight.describe());
   check_index_dtype(op, "ids", ids);
   SSM_CHECK(ids.dim() < Dims::kMax, "{}: ids {} have too many dims", op, ids.describe());
-  if (!weight.device().is_cpu()) ops_detail::no_cuda_kernel(op, weight);
   const int64_t V = weight.shape()[0], D = weight.shape()[1], N = ids.numel();
   const Tensor id = contiguous_raw(ids);
   int64_t bad = 0;
-  const int64_t at = first_out_of_range(id, V, &bad);
+  // On CUDA the ids stay on the device (no sync): an out-of-range id gives a NaN row there.
+  const int64_t at = weight.device().is_cpu() ? first_out_of_range(id, V, &bad) : -1;
   SSM_CHECK(at < 0, "{}: id {} at flat position {} of ids {} is out of range for vocab size V = {} (weight {})", op,
             bad, at, ids.describe(), V, weight.describe());
 
@@ -104,7 +107,10 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   p.weight_row_stride = w.strides()[0];
   p.out = out.raw_data();
   p.out_row_stride = D;
-  ops_detail::dispatch_float(op, weight.dtype(), [&]<class T>() { kernels::cpu::embedding_fwd<T>(p); });
+  if (weight.device().is_cuda())
+    SSM_CUDA_LAUNCH(op, weight.device(), kernels::cuda::embedding_fwd(weight.dtype(), p, stream));
+  else
+    ops_detail::dispatch_float(op, weight.dtype(), [&]<class T>() { kernels::cpu::embedding_fwd<T>(p); });
 
   if (autograd::needs_grad({&weight})) {
     autograd::record(op, {&weight}, {&out}, [op, id, N, V, D](autograd::BackwardCtx& g) {
@@ -119,7 +125,19 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
       b.dout = dout.raw_data();
       b.dout_row_stride = D;
       b.dweight = dw.raw_data();
-      ops_detail::dispatch_float(op, dout.dtype(), [&]<class T>() { kernels::cpu::embedding_bwd<T>(b); });
+      if (dout.device().is_cuda()) {
+#if defined(SSM_WITH_CUDA)
+        cuda::DeviceGuard guard(dout.device().index);
+        const size_t ws = kernels::cuda::embedding_bwd_workspace(b);
+        Tensor scratch = Tensor::empty(Dims{int64_t(ws / 8 + 1)}, DType::i64, dout.device());
+        SSM_CUDA_LAUNCH(op, dout.device(),
+                        kernels::cuda::embedding_bwd(dout.dtype(), b, scratch.raw_data(), ws, stream));
+#else
+        SSM_CUDA_LAUNCH(op, dout.device(), 0);
+#endif
+      } else {
+        ops_detail::dispatch_float(op, dout.dtype(), [&]<class T>() { kernels::cpu::embedding_bwd<T>(b); });
+      }
       g.set(0, dw);
     });
   }

@@ -4,6 +4,9 @@
 #include "framework/ops/dispatch.h"
 #include "framework/ops/view.h"
 #include "kernels/cpu/norm.h"
+#if defined(SSM_WITH_CUDA)
+#include "kernels/cuda/norm/norm.h"
+#endif
 
 namespace ssm {
 namespace {
@@ -49,7 +52,25 @@ void check_input(const char* op, const Tensor& x, std::initializer_list<const Te
   ops_detail::check_same_dtype(op, all);
   SSM_CHECK(x.dim() >= 1 && x.shape()[x.dim() - 1] > 0, "{}: x {} needs a non-empty last dim", op, x.describe());
   SSM_CHECK(eps >= 0, "{}: eps must be >= 0, got {}", op, eps);
-  if (!x.device().is_cpu()) ops_detail::no_cuda_kernel(op, x);
+}
+
+// Saved statistics: the CPU keeps them in T, the CUDA kernels in their compute dtype (fp32
+// for bf16, so the backward does not renormalise with a rounded rstd).
+DType stat_dtype(const Tensor& x) { return x.dtype() == DType::bf16 ? DType::f32 : x.dtype(); }
+
+// Runs a CUDA norm backward with its dweight/dbias partials in a scratch block (stream order
+// keeps it valid after it goes back to the cache).
+void norm_bwd_cuda(const char* op, bool layer, const kernels::NormBwdParams& b, DType t, Device d) {
+#if defined(SSM_WITH_CUDA)
+  const size_t ws = kernels::cuda::norm_bwd_workspace(t, b);
+  Tensor scratch = ws ? Tensor::empty(Dims{int64_t((ws + 7) / 8)}, DType::i64, d) : Tensor();
+  void* wsp = ws ? scratch.raw_data() : nullptr;
+  SSM_CUDA_LAUNCH(op, d,
+                  layer ? kernels::cuda::layer_norm_bwd(t, b, wsp, stream) : kernels::cuda::rms_norm_bwd(t, b, wsp, stream));
+#else
+  (void)layer, (void)b, (void)t;
+  SSM_CUDA_LAUNCH(op, d, 0);
+#endif
 }
 
 // Shared by rms_norm, rms_norm_gated and add_rms_norm: z and residual may be undefined.
@@ -72,7 +93,7 @@ NormedResidual rms_norm_impl(const char* op, const Tensor& x, const Tensor& z, c
   NormedResidual out;
   out.normed = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (residual.defined()) out.residual = Tensor::empty(x.shape(), x.dtype(), x.device());
-  const Tensor rstd = Tensor::empty(Dims{R, D / gs}, x.dtype(), x.device());  // (R, G)
+  const Tensor rstd = Tensor::empty(Dims{R, D / gs}, stat_dtype(x), x.device());  // (R, G)
 
   kernels::NormParams p;
   p.rows = R;
@@ -96,7 +117,10 @@ NormedResidual rms_norm_impl(const char* op, const Tensor& x, const Tensor& z, c
   p.y = out.normed.raw_data();
   p.y_row_stride = D;
   p.rstd = rstd.raw_data();
-  ops_detail::dispatch_float(op, x.dtype(), [&]<class T>() { kernels::cpu::rms_norm_fwd<T>(p); });
+  if (x.device().is_cuda())
+    SSM_CUDA_LAUNCH(op, x.device(), kernels::cuda::rms_norm_fwd(x.dtype(), p, stream));
+  else
+    ops_detail::dispatch_float(op, x.dtype(), [&]<class T>() { kernels::cpu::rms_norm_fwd<T>(p); });
 
   if (autograd::needs_grad({&x, &z, &residual, &weight})) {
     // The backward normalises h again: the saved sum for add_rms_norm, else x.
@@ -119,22 +143,26 @@ NormedResidual rms_norm_impl(const char* op, const Tensor& x, const Tensor& z, c
                          b.dresidual_out_row_stride = dro.stride;
                        }
                        const DType dt = h.t.dtype();
+                       const Device dev = h.t.device();
                        Tensor dx, dz, dw;
                        if (g.needs(0) || g.needs(2)) {
-                         dx = Tensor::empty(shape, dt);
+                         dx = Tensor::empty(shape, dt, dev);
                          b.dx = dx.raw_data();
                          b.dx_row_stride = p.cols;
                        }
                        if (g.needs(1)) {
-                         dz = Tensor::empty(shape, dt);
+                         dz = Tensor::empty(shape, dt, dev);
                          b.dz = dz.raw_data();
                          b.dz_row_stride = p.cols;
                        }
                        if (g.needs(3)) {
-                         dw = Tensor::empty(Dims{p.cols}, dt);
+                         dw = Tensor::empty(Dims{p.cols}, dt, dev);
                          b.dweight = dw.raw_data();
                        }
-                       ops_detail::dispatch_float(op, dt, [&]<class T>() { kernels::cpu::rms_norm_bwd<T>(b); });
+                       if (dev.is_cuda())
+                         norm_bwd_cuda(op, false, b, dt, dev);
+                       else
+                         ops_detail::dispatch_float(op, dt, [&]<class T>() { kernels::cpu::rms_norm_bwd<T>(b); });
                        g.set(0, dx);
                        g.set(1, dz);
                        g.set(2, dx);  // d(x + residual)/d(residual) = 1
@@ -175,8 +203,8 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   const Rows xr = as_rows(x);
   const Tensor w = contiguous_raw(weight), bb = contiguous_raw(bias);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
-  const Tensor mean = Tensor::empty(Dims{R}, x.dtype(), x.device());
-  const Tensor rstd = Tensor::empty(Dims{R}, x.dtype(), x.device());
+  const Tensor mean = Tensor::empty(Dims{R}, stat_dtype(x), x.device());
+  const Tensor rstd = Tensor::empty(Dims{R}, stat_dtype(x), x.device());
 
   kernels::NormParams p;
   p.rows = R;
@@ -191,7 +219,10 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   p.y_row_stride = D;
   p.mean = mean.raw_data();
   p.rstd = rstd.raw_data();
-  ops_detail::dispatch_float(op, x.dtype(), [&]<class T>() { kernels::cpu::layer_norm_fwd<T>(p); });
+  if (x.device().is_cuda())
+    SSM_CUDA_LAUNCH(op, x.device(), kernels::cuda::layer_norm_fwd(x.dtype(), p, stream));
+  else
+    ops_detail::dispatch_float(op, x.dtype(), [&]<class T>() { kernels::cpu::layer_norm_fwd<T>(p); });
 
   if (autograd::needs_grad({&x, &weight, &bias})) {
     const Dims shape = x.shape();
@@ -202,21 +233,25 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
       b.dy = dy.t.raw_data();
       b.dy_row_stride = dy.stride;
       const DType dt = xr.t.dtype();
+      const Device dev = xr.t.device();
       Tensor dx, dw, db;
       if (g.needs(0)) {
-        dx = Tensor::empty(shape, dt);
+        dx = Tensor::empty(shape, dt, dev);
         b.dx = dx.raw_data();
         b.dx_row_stride = p.cols;
       }
       if (g.needs(1)) {
-        dw = Tensor::empty(Dims{p.cols}, dt);
+        dw = Tensor::empty(Dims{p.cols}, dt, dev);
         b.dweight = dw.raw_data();
       }
       if (g.needs(2)) {
-        db = Tensor::empty(Dims{p.cols}, dt);
+        db = Tensor::empty(Dims{p.cols}, dt, dev);
         b.dbias = db.raw_data();
       }
-      ops_detail::dispatch_float(op, dt, [&]<class T>() { kernels::cpu::layer_norm_bwd<T>(b); });
+      if (dev.is_cuda())
+        norm_bwd_cuda(op, true, b, dt, dev);
+      else
+        ops_detail::dispatch_float(op, dt, [&]<class T>() { kernels::cpu::layer_norm_bwd<T>(b); });
       g.set(0, dx);
       g.set(1, dw);
       g.set(2, db);

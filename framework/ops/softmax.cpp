@@ -4,6 +4,9 @@
 #include "framework/ops/dispatch.h"
 #include "framework/ops/view.h"
 #include "kernels/cpu/softmax.h"
+#if defined(SSM_WITH_CUDA)
+#include "kernels/cuda/softmax/softmax.h"
+#endif
 
 namespace ssm {
 namespace {
@@ -44,7 +47,6 @@ Tensor softmax_impl(const char* op, const Tensor& x, int dim_in, bool log) {
   ops_detail::check_float(op, x);
   SSM_CHECK(x.dim() >= 1, "{}: x {} must have at least one dim", op, x.describe());
   SSM_CHECK(dim_in >= -x.dim() && dim_in < x.dim(), "{}: dim {} out of range for x {}", op, dim_in, x.describe());
-  if (!x.device().is_cpu()) ops_detail::no_cuda_kernel(op, x);
   const int dim = wrap_dim(dim_in, x.dim());
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < dim; ++i) outer *= x.shape()[i];
@@ -62,7 +64,10 @@ Tensor softmax_impl(const char* op, const Tensor& x, int dim_in, bool log) {
   p.x_strides = xl.s;
   p.y = y.raw_data();
   p.y_strides = yl.s;
-  ops_detail::dispatch_float(op, x.dtype(), [&]<class T>() { kernels::cpu::softmax_fwd<T>(p); });
+  if (x.device().is_cuda())
+    SSM_CUDA_LAUNCH(op, x.device(), kernels::cuda::softmax_fwd(x.dtype(), p, stream));
+  else
+    ops_detail::dispatch_float(op, x.dtype(), [&]<class T>() { kernels::cpu::softmax_fwd<T>(p); });
 
   if (autograd::needs_grad({&x})) {
     const Tensor ys = y.detach();  // saved output (the node must not own its own output's grad slot)
@@ -75,7 +80,10 @@ Tensor softmax_impl(const char* op, const Tensor& x, int dim_in, bool log) {
       b.dy_strides = dy.s;
       b.dx = dx.raw_data();
       b.dx_strides = as_lines(dx, dim).s;
-      ops_detail::dispatch_float(op, ys.dtype(), [&]<class T>() { kernels::cpu::softmax_bwd<T>(b); });
+      if (ys.device().is_cuda())
+        SSM_CUDA_LAUNCH(op, ys.device(), kernels::cuda::softmax_bwd(ys.dtype(), b, stream));
+      else
+        ops_detail::dispatch_float(op, ys.dtype(), [&]<class T>() { kernels::cpu::softmax_bwd<T>(b); });
       g.set(0, dx);
     });
   }

@@ -6,6 +6,10 @@
 #include "framework/ops/elementwise.h"
 #include "framework/ops/view.h"
 #include "kernels/cpu/adamw.h"
+#if defined(SSM_WITH_CUDA)
+#include "framework/ops/dispatch.h"
+#include "kernels/cuda/adamw/adamw.h"
+#endif
 
 namespace ssm::optim {
 
@@ -23,7 +27,12 @@ AdamW::AdamW(NamedParams params, AdamWOptions options) : options_(std::move(opti
     SSM_CHECK(p.defined(), "AdamW: parameter '{}' is undefined", name);
     SSM_CHECK(p.dtype() == DType::f32 || p.dtype() == DType::f64,
               "AdamW: parameter '{}' {} must be an f32 or f64 master weight", name, p.describe());
-    SSM_CHECK(p.device().is_cpu(), "AdamW: no CUDA kernel for parameter '{}' {} in this build", name, p.describe());
+    SSM_CHECK(p.device().is_cpu() || cuda_compiled(), "AdamW: parameter '{}' {} is on CUDA, which this build lacks",
+              name, p.describe());
+    SSM_CHECK(slots_.empty() || slots_[0].param.device() == p.device(),
+              "AdamW: parameter '{}' {} is not on the device of '{}' {} (one optimizer per device)", name,
+              p.describe(), slots_.empty() ? name : slots_[0].name,
+              slots_.empty() ? p.describe() : slots_[0].param.describe());
     SSM_CHECK(p.is_contiguous(), "AdamW: parameter '{}' {} must be contiguous", name, p.describe());
     SSM_CHECK(names.insert(name).second, "AdamW: parameter name '{}' appears twice", name);
     SSM_CHECK(seen.insert(p.impl()).second, "AdamW: parameter '{}' {} was already given under another name", name,
@@ -72,7 +81,16 @@ void AdamW::step(double lr) {
     p.step = t;
     p.num_tensors = int64_t(by_dtype[k].size());
     p.tensors = by_dtype[k].data();
-    if (k == 0)
+    const Device dev = slots_[0].param.device();
+    if (dev.is_cuda()) {
+#if defined(SSM_WITH_CUDA)
+      // Descriptors and chunk table go to a device scratch block in one copy; one launch.
+      const size_t ws = kernels::cuda::multi_tensor_workspace(p.num_tensors, p.tensors);
+      Tensor scratch = Tensor::empty(Dims{int64_t(ws / 8 + 1)}, DType::i64, dev);
+      SSM_CUDA_LAUNCH("AdamW::step", dev,
+                      kernels::cuda::adamw_step(k == 0 ? DType::f32 : DType::f64, p, scratch.raw_data(), ws, stream));
+#endif
+    } else if (k == 0)
       kernels::cpu::adamw_step<float>(p);
     else
       kernels::cpu::adamw_step<double>(p);

@@ -37,6 +37,7 @@ config::ModelConfig tiny(ModelFamily f) {
   c.tie_embeddings = f != ModelFamily::jamba;
   if (f == ModelFamily::mamba) c.proj_bias = true;  // a row-parallel bias, added once
   if (f == ModelFamily::mamba2) c.d_intermediate = 6;  // a dense MLP after each mixer
+  if (f == ModelFamily::s4d) c.d_state = 8;             // 4 complex modes per channel
   if (f == ModelFamily::jamba) {
     c.n_layers = 4;
     c.n_heads = 4;
@@ -139,7 +140,8 @@ TEST_P(TpModel, LossGradientsAndGenerationMatchSingleRank) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, TpModel,
-                         ::testing::Values(ModelFamily::mamba, ModelFamily::mamba2, ModelFamily::jamba),
+                         ::testing::Values(ModelFamily::mamba, ModelFamily::mamba2, ModelFamily::jamba,
+                                           ModelFamily::s4d, ModelFamily::s5),
                          [](const auto& info) { return std::string(config::to_string(info.param)); });
 
 // The layout checks name the recipe key that does not divide.
@@ -170,7 +172,13 @@ TEST(TpLayout, IndivisibleWidthsAreClearErrors) {
   c.d_model = 9;
   EXPECT_NE(message(c, 2).find("d_inner"), std::string::npos);
   c = tiny(ModelFamily::s4d);
-  EXPECT_NE(message(c, 2).find("not supported for s4d"), std::string::npos);
+  EXPECT_EQ(message(c, 2), "");
+  c.d_model = 9;
+  c.vocab_size = 12;
+  EXPECT_NE(message(c, 2).find("model.d_model = 9"), std::string::npos) << message(c, 2);
+  c = tiny(ModelFamily::s5);
+  c.d_state = 5;
+  EXPECT_NE(message(c, 2).find("model.d_state = 5"), std::string::npos) << message(c, 2);
   // Building a tp model without a communicator fails when it runs, not silently.
   c = tiny(ModelFamily::mamba);
   nn::Init init(1, nn::TpPlacement{0, 2, nullptr});
