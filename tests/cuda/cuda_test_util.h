@@ -17,6 +17,7 @@
 // Every test fixture turns on the allocator's poison mode, so each fresh CUDA block starts as
 // NaN: an output element that a kernel fails to write cannot pass a comparison.
 #pragma once
+#include <functional>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -175,6 +176,57 @@ inline bool all_finite(const Tensor& t) {
   for (double v : t.to_vector())
     if (!std::isfinite(v)) return false;
   return true;
+}
+
+
+// ---- the parity harness shared by the fused-op tests ---------------------------------------
+// Runs f on the inputs in dtype t on device d, then backward of Σ_k sum(out_k · c_k) with
+// fixed random cotangents c_k: returns the outputs followed by the gradients of the inputs
+// marked in `diff`, all as f64 cpu tensors. Integer inputs keep their dtype.
+using Fn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
+inline std::vector<Tensor> run(const Fn& f, const std::vector<Tensor>& in0, const std::vector<bool>& diff, DType t, Device d) {
+  std::vector<Tensor> in;
+  for (size_t i = 0; i < in0.size(); ++i) {
+    const bool is_int = in0[i].dtype() == DType::i32 || in0[i].dtype() == DType::i64;
+    Tensor x = as(in0[i], is_int ? in0[i].dtype() : t, d);
+    if (diff[i]) x.set_requires_grad(true);
+    in.push_back(x);
+  }
+  std::vector<Tensor> outs = f(in);
+  Tensor loss;
+  for (size_t k = 0; k < outs.size(); ++k) {
+    Tensor c = as(random(outs[k].shape(), 100 + k, DType::bf16), t, d);
+    Tensor term = ssm::sum(outs[k] * c);
+    loss = loss.defined() ? loss + term : term;
+  }
+  ssm::backward(loss);
+  std::vector<Tensor> r;
+  for (const Tensor& o : outs) r.push_back(as(o, DType::f64));
+  for (size_t i = 0; i < in.size(); ++i)
+    if (diff[i]) r.push_back(as(in[i].grad(), DType::f64));
+  return r;
+}
+
+// GPU f32 within 2·(CPU f32 error) + 1e-5 of the CPU f64 result (normwise), GPU bf16 within
+// `bf16_tol`; both bitwise identical when run twice (deterministic).
+inline void check_parity(const char* what, const Fn& f, const std::vector<Tensor>& in, const std::vector<bool>& diff,
+                  double bf16_tol = 2e-2) {
+  auto ref = run(f, in, diff, DType::f64, Device::cpu());
+  auto naive = run(f, in, diff, DType::f32, Device::cpu());
+  auto g32 = run(f, in, diff, DType::f32, gpu());
+  auto g32b = run(f, in, diff, DType::f32, gpu());
+  auto g16 = run(f, in, diff, DType::bf16, gpu());
+  auto g16b = run(f, in, diff, DType::bf16, gpu());
+  ASSERT_EQ(ref.size(), g32.size());
+  for (size_t k = 0; k < ref.size(); ++k) {
+    std::vector<double> r = ref[k].to_vector();
+    const double en = norm_err(naive[k].to_vector(), r), e32 = norm_err(g32[k].to_vector(), r),
+                 e16 = norm_err(g16[k].to_vector(), r);
+    EXPECT_LE(e32, 2 * en + 1e-5) << what << " result " << k << " " << ref[k].describe() << " (cpu f32 " << en << ")";
+    EXPECT_LE(e16, bf16_tol) << what << " result " << k << " " << ref[k].describe();
+    EXPECT_TRUE(same_values(g32[k], g32b[k])) << what << " f32 rerun, result " << k;
+    EXPECT_TRUE(same_values(g16[k], g16b[k])) << what << " bf16 rerun, result " << k;
+  }
 }
 
 }  // namespace ssm::test::gpu
