@@ -261,6 +261,21 @@ TEST(SsdFwd, ChunkedEqualsSequentialForEveryChunkSize) {
   }
 }
 
+// Regression: with a negative dt_min and no softplus, dt can be negative; the chunked form
+// must clamp each step's decay exponent like the recurrence does, not the segment sum.
+TEST(SsdFwd, ChunkedEqualsSequentialWithNegativeDt) {
+  Config c{1, 40, 2, 3, 1, 4, 8, false, false, false, false, false, true, false, false, false};
+  SCOPED_TRACE(c.name());
+  Problem P = make_problem(c, 23);
+  std::mt19937 rng(5);
+  P.dt = uniform(rng, c.B * c.L * c.H, -0.5, 1.0);
+  P.dt_min = -1.0;
+  Kernel<double> chunked(P), seq(P);
+  chunked.fwd(false);
+  seq.fwd(true);
+  expect_close("out", chunked.out, seq.out, 1e-12);
+}
+
 // Every gradient against central differences of sum(out * R) + sum(hT * R2) in float64.
 TEST(SsdBwd, MatchesFiniteDifferences) {
   std::vector<Config> cases(4);
