@@ -75,7 +75,7 @@ if step configure configure.log cmake -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=R
   left=$((BUDGET_S - (SECONDS - start)))
   if [ $left -gt 30 ]; then
     step racecheck racecheck.log timeout $left compute-sanitizer --tool racecheck --error-exitcode 99 \
-      "$BIN" --gtest_filter="CudaReduce.*:CudaGemm.EmptyInner*:CudaGemm.StridedAndMisaligned*"
+      "$BIN" --gtest_filter="CudaReduce.*:CudaGemm.EmptyInner*:CudaGemm.StridedAndMisaligned*:CudaConv1d.*"
   fi
 fi
 

@@ -5,11 +5,32 @@
 #include "framework/ops/view.h"
 #include "kernels/common/conv1d_params.h"
 #include "kernels/cpu/conv1d.h"
+#if defined(SSM_WITH_CUDA)
+#include "kernels/cuda/conv1d/conv1d.h"
+#endif
 
 namespace ssm {
 
 using ops_detail::check_shape;
 using ops_detail::contiguous_raw;
+
+namespace {
+
+// Runs the CUDA backward with its dweight/dbias partials in a scratch block (stream order
+// keeps it valid after it goes back to the cache).
+void conv1d_bwd_cuda(const char* op, const kernels::Conv1dBwdParams& b, DType t, Device d) {
+#if defined(SSM_WITH_CUDA)
+  const size_t ws = kernels::cuda::causal_conv1d_bwd_workspace(t, b);
+  Tensor scratch = ws ? Tensor::empty(Dims{int64_t((ws + 7) / 8)}, DType::i64, d) : Tensor();
+  void* wsp = ws ? scratch.raw_data() : nullptr;
+  SSM_CUDA_LAUNCH(op, d, kernels::cuda::causal_conv1d_bwd(t, b, wsp, stream));
+#else
+  (void)b, (void)t;
+  SSM_CUDA_LAUNCH(op, d, 0);
+#endif
+}
+
+}  // namespace
 
 // ---- causal_conv1d --------------------------------------------------------------------------
 
@@ -35,7 +56,6 @@ ConvResult causal_conv1d(const Tensor& x, const Tensor& weight, const Conv1dArgs
   ops_detail::check_float(op, x);
   ops_detail::check_same_dtype(op, {&x, &weight, &bias, &init});
   ops_detail::check_same_device(op, {&x, &weight, &bias, &init, &seq});
-  if (!x.device().is_cpu()) ops_detail::no_cuda_kernel(op, x);
 
   const Tensor bias_c = contiguous_raw(bias);
   ConvResult out;
@@ -79,7 +99,10 @@ ConvResult causal_conv1d(const Tensor& x, const Tensor& weight, const Conv1dArgs
   p.out_batch_stride = C * L;
   p.out_d_stride = L;
   p.out_l_stride = 1;
-  ops_detail::dispatch_float(op, x.dtype(), [&]<class T>() { kernels::cpu::causal_conv1d_fwd<T>(p); });
+  if (x.device().is_cuda())
+    SSM_CUDA_LAUNCH(op, x.device(), kernels::cuda::causal_conv1d_fwd(x.dtype(), p, stream));
+  else
+    ops_detail::dispatch_float(op, x.dtype(), [&]<class T>() { kernels::cpu::causal_conv1d_fwd<T>(p); });
 
   if (autograd::needs_grad({&x, &weight, &bias, &init})) {
     // The backward re-reads x, weight, bias, seq_idx and initial_state through the same
@@ -134,7 +157,10 @@ ConvResult causal_conv1d(const Tensor& x, const Tensor& weight, const Conv1dArgs
                          b.dinitial_states_d_stride = ishape[2];
                          b.dinitial_states_k_stride = 1;
                        }
-                       ops_detail::dispatch_float(op, dt, [&]<class T>() { kernels::cpu::causal_conv1d_bwd<T>(b); });
+                       if (dev.is_cuda())
+                         conv1d_bwd_cuda(op, b, dt, dev);
+                       else
+                         ops_detail::dispatch_float(op, dt, [&]<class T>() { kernels::cpu::causal_conv1d_bwd<T>(b); });
                        g.set(0, dx);
                        g.set(1, dw);
                        g.set(2, db);
@@ -167,7 +193,6 @@ Tensor causal_conv1d_step(const Tensor& conv_state, const Tensor& x, const Tenso
   // clearer than handing back a silently detached result.
   SSM_CHECK(!autograd::needs_grad({&conv_state, &x, &weight, &bias}),
             "{}: inputs require grad; the step is inference-only, call it under NoGradGuard", op);
-  if (!x.device().is_cpu()) ops_detail::no_cuda_kernel(op, x);
 
   const Tensor bias_c = contiguous_raw(bias);
   Tensor y = Tensor::empty(Dims{B, C}, x.dtype(), x.device());
@@ -190,7 +215,10 @@ Tensor causal_conv1d_step(const Tensor& conv_state, const Tensor& x, const Tenso
   p.out = y.raw_data();
   p.out_batch_stride = C;
   p.out_d_stride = 1;
-  ops_detail::dispatch_float(op, x.dtype(), [&]<class T>() { kernels::cpu::causal_conv1d_step<T>(p); });
+  if (x.device().is_cuda())
+    SSM_CUDA_LAUNCH(op, x.device(), kernels::cuda::causal_conv1d_step(x.dtype(), p, stream));
+  else
+    ops_detail::dispatch_float(op, x.dtype(), [&]<class T>() { kernels::cpu::causal_conv1d_step<T>(p); });
   return y;
 }
 
