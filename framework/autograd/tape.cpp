@@ -66,6 +66,30 @@ bool needs_grad(const std::vector<Tensor>& tensors) {
 }
 
 void Tape::push(Node* node, std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) {
+  // Validate before recording anything: a node that is not pushed is destroyed here, so the
+  // tensors its backward captured are released even when this throws.
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor* x = inputs[i];
+    if (!x || !x->defined() || !x->requires_grad()) continue;
+    const AutogradMeta& m = x->impl()->autograd;
+    if (m.slot >= 0 && m.tape_id != id_) {
+      const char* name = node->name;
+      node->~Node();
+      SSM_FAIL("input {} of '{}' was produced by '{}' in a graph that backward() already freed; "
+               "detach() values carried across steps (e.g. recurrent state)",
+               i, name, m.producer ? m.producer : "?");
+    }
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    Tensor* y = outputs[i];
+    if (!y || !y->defined()) continue;
+    const AutogradMeta& m = y->impl()->autograd;
+    if (m.slot >= 0 || m.requires_grad) {
+      const char* name = node->name;
+      node->~Node();
+      SSM_FAIL("output {} of '{}' is already part of a graph", i, name);
+    }
+  }
   Edge* in = static_cast<Edge*>(arena_.allocate(sizeof(Edge) * inputs.size(), alignof(Edge)));
   for (size_t i = 0; i < inputs.size(); ++i) {
     Edge* e = new (in + i) Edge();
@@ -75,11 +99,7 @@ void Tape::push(Node* node, std::span<const Tensor* const> inputs, std::span<Ten
     if (m.slot < 0) {
       e->leaf = x->impl_ptr();
     } else {
-      SSM_CHECK(m.tape_id == id_,
-                "input {} of '{}' was produced by '{}' in a graph that backward() already freed; "
-                "detach() values carried across steps (e.g. recurrent state)",
-                i, node->name, m.producer ? m.producer : "?");
-      e->slot = m.slot;
+      e->slot = m.slot;  // validated above: same recording
     }
     e->shape = x->shape();
     e->dtype = x->dtype();
@@ -91,7 +111,6 @@ void Tape::push(Node* node, std::span<const Tensor* const> inputs, std::span<Ten
     Tensor* y = outputs[i];
     if (!y || !y->defined()) continue;
     AutogradMeta& m = y->impl()->autograd;
-    SSM_CHECK(m.slot < 0 && !m.requires_grad, "output {} of '{}' is already part of a graph", i, node->name);
     m.requires_grad = true;
     m.slot = num_slots_++;
     m.tape_id = id_;
