@@ -11,10 +11,7 @@
 namespace ssm {
 namespace {
 
-Tensor contiguous_raw(const Tensor& x) {
-  NoGradGuard raw;  // an internal copy, not a recorded op
-  return contiguous(x);
-}
+using ops_detail::contiguous_raw;
 
 void check_index_dtype(const char* op, const char* what, const Tensor& idx) {
   SSM_CHECK(idx.dtype() == DType::i32 || idx.dtype() == DType::i64, "{}: {} {} must be int32 or int64", op, what,

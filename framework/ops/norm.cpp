@@ -34,11 +34,7 @@ Rows as_rows(const Tensor& x) {
   return {contiguous(x), D};
 }
 
-Tensor contiguous_raw(const Tensor& x) {
-  if (!x.defined()) return x;
-  NoGradGuard raw;
-  return contiguous(x);
-}
+using ops_detail::contiguous_raw;
 
 void check_param(const char* op, const char* what, const Tensor& p, const Tensor& x) {
   if (!p.defined()) return;
